@@ -1,0 +1,114 @@
+"""Config dataclasses of the generic models, and the one place where configs turn into dicts and back."""
+
+import dataclasses
+import typing
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, Optional, Type, TypeVar
+
+C = TypeVar("C")
+
+
+@dataclass
+class EncoderConfig:
+    """Perceiver IO encoder: repeated cross-attention from latents to the input, blocks of latent self-attention.
+
+    The first cross-attention layer and first self-attention block come first; further blocks (and cross-attention
+    layers, at most one per block) reuse the weights of the first, or of one extra shared layer/block when
+    `first_cross_attention_layer_shared` / `first_self_attention_block_shared` is False.
+    """
+
+    num_cross_attention_heads: int = 8
+    num_cross_attention_qk_channels: Optional[int] = None
+    num_cross_attention_v_channels: Optional[int] = None
+    num_cross_attention_layers: int = 1
+    first_cross_attention_layer_shared: bool = False
+    cross_attention_widening_factor: int = 1
+    num_self_attention_heads: int = 8
+    num_self_attention_qk_channels: Optional[int] = None
+    num_self_attention_v_channels: Optional[int] = None
+    num_self_attention_layers_per_block: int = 8
+    num_self_attention_blocks: int = 1
+    first_self_attention_block_shared: bool = True
+    self_attention_widening_factor: int = 1
+    dropout: float = 0.0
+    init_scale: float = 0.02
+    freeze: bool = False
+
+
+@dataclass
+class DecoderConfig:
+    """Perceiver IO decoder: one cross-attention from output queries to the latents."""
+
+    num_cross_attention_heads: int = 8
+    num_cross_attention_qk_channels: Optional[int] = None
+    num_cross_attention_v_channels: Optional[int] = None
+    cross_attention_widening_factor: int = 1
+    cross_attention_residual: bool = True
+    dropout: float = 0.0
+    init_scale: float = 0.02
+    freeze: bool = False
+
+
+@dataclass
+class ClassificationDecoderConfig(DecoderConfig):
+    num_output_queries: int = 1
+    num_output_query_channels: int = 256
+    num_classes: int = 100
+
+
+@dataclass
+class PerceiverIOConfig:
+    """Encoder and decoder configs plus the latent array shape. Task configs narrow the types of both."""
+
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    num_latents: int = 512
+    num_latent_channels: int = 1024
+    activation_checkpointing: bool = False
+    activation_offloading: bool = False
+
+
+@dataclass
+class PerceiverARConfig:
+    """Perceiver AR: causal cross-attention of latents (the last positions) to the whole sequence, then causal
+    latent self-attention."""
+
+    num_heads: int = 8
+    max_heads_parallel: Optional[int] = None
+    num_self_attention_layers: int = 6
+    num_self_attention_rotary_layers: int = 1
+    self_attention_widening_factor: int = 4
+    cross_attention_widening_factor: int = 4
+    cross_attention_dropout: float = 0.5
+    post_attention_dropout: float = 0.0
+    residual_dropout: float = 0.0
+    activation_checkpointing: bool = False
+    activation_offloading: bool = False
+
+
+def config_to_dict(config: Any) -> Dict[str, Any]:
+    """A (nested) config dataclass as a plain dict, as stored in `config.json` under `model_config`."""
+    return asdict(config)
+
+
+def config_from_dict(cls: Type[C], values: Dict[str, Any]) -> C:
+    """Builds config dataclass `cls` from a (nested) dict; nested dataclass fields are built from their dicts.
+
+    Keys that `cls` does not know raise a ValueError naming them, so that typos and incompatible files are caught.
+    """
+    if not isinstance(values, dict):
+        raise TypeError(f"config values for {cls.__name__} must be a dict, got {type(values).__name__}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} fields {unknown}; allowed fields are {sorted(names)}")
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for name, value in values.items():
+        field_type = hints[name]
+        if dataclasses.is_dataclass(field_type) and isinstance(value, dict):
+            value = config_from_dict(field_type, value)
+        elif field_type in (tuple, typing.Tuple) or typing.get_origin(field_type) is tuple:
+            value = tuple(value)
+        kwargs[name] = value
+    return cls(**kwargs)

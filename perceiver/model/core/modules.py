@@ -1,0 +1,171 @@
+"""Generic Perceiver IO encoder and decoder, and PerceiverIO (encoder + decoder)."""
+
+from typing import Optional
+
+import torch
+import torch.nn as nn
+
+from perceiver.model.core.adapter import InputAdapter, QueryProvider, TrainableQueryProvider
+from perceiver.model.core.attention import CrossAttentionLayer, SelfAttentionBlock
+from perceiver.model.core.config import DecoderConfig, EncoderConfig
+from perceiver.model.core.utils import freeze, init_parameters, maybe_checkpoint
+
+
+class PerceiverEncoder(nn.Module):
+    """Perceiver IO encoder: the input adapter, the latent array, cross-attention layers and self-attention blocks.
+
+    Block `i` (of `num_self_attention_blocks`) is preceded by a cross-attention to the input when
+    `i < num_cross_attention_layers`. Block 1 and cross-attention layer 1 have their own weights; all later ones
+    share the weights of `self_attn_n` / `cross_attn_n` (or of the first ones when `first_*_shared`).
+    """
+
+    def __init__(
+        self,
+        input_adapter: InputAdapter,
+        num_latents: int,
+        num_latent_channels: int,
+        config: EncoderConfig,
+        activation_checkpointing: bool = False,
+        activation_offloading: bool = False,
+    ):
+        super().__init__()
+        if config.num_cross_attention_layers <= 0:
+            raise ValueError(f"num_cross_attention_layers={config.num_cross_attention_layers} must be >= 1")
+        if config.num_self_attention_blocks <= 0:
+            raise ValueError(f"num_self_attention_blocks={config.num_self_attention_blocks} must be >= 1")
+        if config.num_cross_attention_layers > config.num_self_attention_blocks:
+            raise ValueError(
+                f"num_cross_attention_layers={config.num_cross_attention_layers} must be <= "
+                f"num_self_attention_blocks={config.num_self_attention_blocks}"
+            )
+        self.num_cross_attention_layers = config.num_cross_attention_layers
+        self.num_self_attention_blocks = config.num_self_attention_blocks
+        self.activation_checkpointing = activation_checkpointing
+        self.activation_offloading = activation_offloading
+
+        self.input_adapter = input_adapter
+        self.latent_provider = TrainableQueryProvider(num_latents, num_latent_channels, init_scale=config.init_scale)
+
+        def cross_attn():
+            return CrossAttentionLayer(
+                num_heads=config.num_cross_attention_heads,
+                num_q_input_channels=num_latent_channels,
+                num_kv_input_channels=input_adapter.num_input_channels,
+                num_qk_channels=config.num_cross_attention_qk_channels,
+                num_v_channels=config.num_cross_attention_v_channels,
+                widening_factor=config.cross_attention_widening_factor,
+                dropout=config.dropout,
+            )
+
+        def self_attn():
+            return SelfAttentionBlock(
+                num_layers=config.num_self_attention_layers_per_block,
+                num_heads=config.num_self_attention_heads,
+                num_channels=num_latent_channels,
+                num_qk_channels=config.num_self_attention_qk_channels,
+                num_v_channels=config.num_self_attention_v_channels,
+                widening_factor=config.self_attention_widening_factor,
+                dropout=config.dropout,
+                activation_checkpointing=activation_checkpointing,
+                activation_offloading=activation_offloading,
+            )
+
+        self.cross_attn_1 = cross_attn()
+        self.self_attn_1 = self_attn()
+        if config.num_cross_attention_layers > 1 and not config.first_cross_attention_layer_shared:
+            self.cross_attn_n = cross_attn()
+        if config.num_self_attention_blocks > 1 and not config.first_self_attention_block_shared:
+            self.self_attn_n = self_attn()
+
+        init_parameters(self, config.init_scale)
+        if config.freeze:
+            freeze(self)
+
+    def forward(self, x: torch.Tensor, pad_mask: Optional[torch.Tensor] = None, return_adapted_input: bool = False):
+        """Encodes task input `x` into latents `(b, num_latents, num_latent_channels)`.
+
+        :param pad_mask: `(b, n)`, True marks padding positions of the adapted input.
+        :param return_adapted_input: also return the input adapter's output (used as decoder query by some tasks).
+        """
+        x_adapted = self.input_adapter(x)
+        x_latent = self.latent_provider().expand(x_adapted.shape[0], -1, -1)
+
+        cross_attn_n = getattr(self, "cross_attn_n", self.cross_attn_1)
+        self_attn_n = getattr(self, "self_attn_n", self.self_attn_1)
+        for i in range(self.num_self_attention_blocks):
+            if i < self.num_cross_attention_layers:
+                cross_attn = self.cross_attn_1 if i == 0 else cross_attn_n
+                x_latent = maybe_checkpoint(
+                    cross_attn,
+                    x_latent,
+                    x_adapted,
+                    pad_mask=pad_mask,
+                    enabled=self.activation_checkpointing and self.training,
+                    offload=self.activation_offloading,
+                )
+            x_latent = (self.self_attn_1 if i == 0 else self_attn_n)(x_latent)
+
+        if return_adapted_input:
+            return x_latent, x_adapted
+        return x_latent
+
+
+class PerceiverDecoder(nn.Module):
+    """Perceiver IO decoder: cross-attention from output queries to the latents, then the output adapter."""
+
+    def __init__(
+        self,
+        output_adapter: nn.Module,
+        output_query_provider: QueryProvider,
+        num_latent_channels: int,
+        config: DecoderConfig,
+        activation_checkpointing: bool = False,
+        activation_offloading: bool = False,
+    ):
+        super().__init__()
+        self.output_query_provider = output_query_provider
+        self.output_adapter = output_adapter
+        self.activation_checkpointing = activation_checkpointing
+        self.activation_offloading = activation_offloading
+        self.cross_attn = CrossAttentionLayer(
+            num_heads=config.num_cross_attention_heads,
+            num_q_input_channels=output_query_provider.num_query_channels,
+            num_kv_input_channels=num_latent_channels,
+            num_qk_channels=config.num_cross_attention_qk_channels,
+            num_v_channels=config.num_cross_attention_v_channels,
+            widening_factor=config.cross_attention_widening_factor,
+            attention_residual=config.cross_attention_residual,
+            dropout=config.dropout,
+        )
+        init_parameters(self, config.init_scale)
+        if config.freeze:
+            freeze(self)
+
+    def forward(self, x_latent: torch.Tensor, output_query: Optional[torch.Tensor] = None, **adapter_kwargs):
+        """Decodes latents `(b, n_latent, c)`; `output_query` `(b|1, n_out, c_q)` defaults to the provider's."""
+        if output_query is None:
+            output_query = self.output_query_provider()
+        output_query = output_query.expand(x_latent.shape[0], -1, -1)
+        output = maybe_checkpoint(
+            self.cross_attn,
+            output_query,
+            x_latent,
+            enabled=self.activation_checkpointing and self.training,
+            offload=self.activation_offloading,
+        )
+        return self.output_adapter(output, **adapter_kwargs)
+
+
+class PerceiverIO(nn.Sequential):
+    """Encoder followed by decoder (`self[0]`, `self[1]`, as in the 0.11 state-dict layout)."""
+
+    def __init__(self, encoder: PerceiverEncoder, decoder: PerceiverDecoder):
+        super().__init__(encoder, decoder)
+
+    @property
+    def encoder(self) -> PerceiverEncoder:
+        return self[0]
+
+    @property
+    def decoder(self) -> PerceiverDecoder:
+        return self[1]

@@ -1,0 +1,106 @@
+"""Position encodings: Fourier features (Perceiver IO), rotary embeddings (RoFormer) and position indices."""
+
+import math
+from typing import Optional, Sequence
+
+import torch
+import torch.nn as nn
+
+
+def positions(batch_size: int, seq_len: int, shift: Optional[torch.Tensor] = None, device=None) -> torch.Tensor:
+    """Absolute positions `(batch_size, seq_len)`; `shift` `(batch_size, 1)` moves left-padded rows so that their
+    first real token gets position 0 (positions of padding tokens are clamped to 0)."""
+    pos = torch.arange(seq_len, device=device).expand(batch_size, seq_len)
+    if shift is not None:
+        pos = (pos - shift).clamp(min=0)
+    return pos
+
+
+class FrequencyPositionEncoding(nn.Module):
+    """Rotation angles for rotary position embedding of `dim` channels per head (pairs of adjacent channels)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        inv_freq = 1.0 / (10000 ** (torch.arange(0, dim, 2).float() / dim))
+        # Persistent to keep the 0.11 state-dict layout; it is recomputed from `dim`, so a loaded value must match.
+        self.register_buffer("inv_freq", inv_freq)
+
+    def forward(self, abs_pos: torch.Tensor) -> torch.Tensor:
+        # abs_pos: (b, n) -> (b, n, dim), each angle repeated for the two channels of a pair
+        angles = abs_pos.unsqueeze(-1).to(self.inv_freq.dtype) * self.inv_freq
+        return angles.repeat_interleave(2, dim=-1)
+
+
+class RotaryPositionEmbedding:
+    """Rotates the first `frq_pos_enc.shape[-1]` channels of each head by position-dependent angles.
+
+    `frq_pos_enc` is `(b, n, c)`. With `right_align`, a sequence shorter than `n` takes the last positions (queries
+    at the end of a Perceiver AR sequence), otherwise the first.
+    """
+
+    def __init__(self, frq_pos_enc: torch.Tensor, right_align: bool = False):
+        frq_pos_enc = frq_pos_enc.unsqueeze(1)  # (b, 1, n, c), broadcast over heads
+        self.cos = frq_pos_enc.cos()
+        self.sin = frq_pos_enc.sin()
+        self.rotate_dim = frq_pos_enc.shape[-1]
+        self.right_align = right_align
+
+    def rotate(self, t: torch.Tensor) -> torch.Tensor:
+        # t: (b, h, n, c)
+        seq_len = t.shape[-2]
+        window = slice(-seq_len, None) if self.right_align else slice(0, seq_len)
+        cos, sin = self.cos[..., window, :], self.sin[..., window, :]
+        t_rot, t_pass = t[..., : self.rotate_dim], t[..., self.rotate_dim :]
+        t_rot = t_rot * cos + _rotate_pairs(t_rot) * sin
+        return torch.cat((t_rot, t_pass), dim=-1)
+
+
+def _rotate_pairs(x: torch.Tensor) -> torch.Tensor:
+    # [x1, x2, x3, x4, ...] -> [-x2, x1, -x4, x3, ...]
+    x1, x2 = x.unflatten(-1, (-1, 2)).unbind(dim=-1)
+    return torch.stack((-x2, x1), dim=-1).flatten(-2)
+
+
+class FourierPositionEncoding(nn.Module):
+    """Fourier features of a regular grid in [-1, 1]^d (Perceiver IO): positions, then sines, then cosines.
+
+    :param input_shape: spatial shape, e.g. `(height, width)`.
+    :param num_frequency_bands: bands per dimension, linearly spaced from 1 to `max_frequencies[i] / 2`.
+    :param max_frequencies: per-dimension maximum frequency, defaults to `input_shape` (the Nyquist frequency).
+    """
+
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        num_frequency_bands: int,
+        max_frequencies: Optional[Sequence[float]] = None,
+        include_positions: bool = True,
+    ):
+        super().__init__()
+        self.input_shape = tuple(input_shape)
+        self.num_frequency_bands = num_frequency_bands
+        self.include_positions = include_positions
+        coords = [torch.linspace(-1.0, 1.0, steps=s) for s in self.input_shape]
+        pos = torch.stack(torch.meshgrid(*coords, indexing="ij"), dim=-1)  # (*input_shape, d)
+        enc = fourier_features(pos, num_frequency_bands, max_frequencies or self.input_shape, include_positions)
+        # Persistent to keep the 0.11 state-dict layout; values are recomputed and checked at load.
+        self.register_buffer("position_encoding", enc.flatten(0, -2))  # (prod(input_shape), channels)
+
+    def num_position_encoding_channels(self) -> int:
+        return len(self.input_shape) * (2 * self.num_frequency_bands + self.include_positions)
+
+    def forward(self, batch_size: int) -> torch.Tensor:
+        return self.position_encoding.expand(batch_size, -1, -1)
+
+
+def fourier_features(
+    pos: torch.Tensor, num_frequency_bands: int, max_frequencies: Sequence[float], include_positions: bool = True
+) -> torch.Tensor:
+    """Encodes positions `pos` `(..., d)` into `(..., d * (2 * num_frequency_bands + include_positions))`."""
+    grids = []
+    for i, max_freq in enumerate(max_frequencies):
+        freqs = torch.linspace(1.0, max_freq / 2.0, num_frequency_bands, device=pos.device, dtype=pos.dtype)
+        grids.append(pos[..., i : i + 1] * freqs)
+    encodings = [pos] if include_positions else []
+    encodings += [torch.sin(math.pi * g) for g in grids] + [torch.cos(math.pi * g) for g in grids]
+    return torch.cat(encodings, dim=-1)

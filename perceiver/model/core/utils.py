@@ -1,0 +1,70 @@
+"""Small helpers shared by all models: parameter init, checkpointing, freezing, input validation."""
+
+from typing import Any, Callable, Optional
+
+import torch
+import torch.nn as nn
+from torch.utils.checkpoint import checkpoint
+
+
+def init_parameters(module: nn.Module, init_scale: float) -> None:
+    """Normal init (std `init_scale`) of linear and embedding weights, zero biases (as in perceiver-io 0.11)."""
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, nn.Linear):
+                m.weight.normal_(mean=0.0, std=init_scale)
+                if m.bias is not None:
+                    m.bias.zero_()
+            elif isinstance(m, nn.Embedding):
+                m.weight.normal_(mean=0.0, std=init_scale)
+
+
+def freeze(module: nn.Module) -> None:
+    """Excludes all parameters of `module` from training."""
+    for param in module.parameters():
+        param.requires_grad = False
+
+
+def maybe_checkpoint(
+    fn: Callable[..., Any], *args: Any, enabled: bool = False, offload: bool = False, **kwargs: Any
+) -> Any:
+    """Calls `fn(*args, **kwargs)`, recomputing its activations in the backward pass when `enabled`.
+
+    With `offload`, the activations saved for the backward pass are kept in CPU memory.
+    """
+    if not enabled or not torch.is_grad_enabled():
+        return fn(*args, **kwargs)
+    if offload:
+        with torch.autograd.graph.save_on_cpu(pin_memory=torch.cuda.is_available()):
+            return checkpoint(fn, *args, use_reentrant=False, **kwargs)
+    return checkpoint(fn, *args, use_reentrant=False, **kwargs)
+
+
+def check_token_ids(name: str, input_ids: torch.Tensor, vocab_size: int) -> None:
+    """Raises a ValueError naming `name` if any token id lies outside `[0, vocab_size)`."""
+    if input_ids.dtype.is_floating_point or input_ids.dtype == torch.bool:
+        raise TypeError(f"{name} must hold integer token ids, got dtype {input_ids.dtype}")
+    if input_ids.numel() == 0:
+        return
+    lo, hi = int(input_ids.min()), int(input_ids.max())
+    if lo < 0 or hi >= vocab_size:
+        bad = lo if lo < 0 else hi
+        raise ValueError(f"{name} holds token id {bad}, outside the vocabulary range [0, {vocab_size - 1}]")
+
+
+def check_seq_len(name: str, seq_len: int, max_seq_len: int) -> None:
+    """Raises a ValueError naming `name` if `seq_len` is not in `[1, max_seq_len]`."""
+    if not 1 <= seq_len <= max_seq_len:
+        raise ValueError(f"{name} has sequence length {seq_len}, allowed range is [1, {max_seq_len}]")
+
+
+def check_mask_shape(name: str, mask: Optional[torch.Tensor], shape: torch.Size) -> None:
+    """Raises a ValueError naming `name` if `mask` is given and its shape is not `shape`."""
+    if mask is not None and mask.shape != shape:
+        raise ValueError(f"{name} has shape {tuple(mask.shape)}, expected the input's shape {tuple(shape)}")
+
+
+def check_divisible(name: str, value: int, divisor_name: str, divisor: int) -> None:
+    """Raises a ValueError unless `value` is a multiple of `divisor`."""
+    if value % divisor != 0:
+        raise ValueError(f"{name}={value} must be divisible by {divisor_name}={divisor}")

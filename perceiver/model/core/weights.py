@@ -1,0 +1,39 @@
+"""Reading saved weights without transformers: this library's 🤗 model directories and Lightning checkpoints."""
+
+import os
+from pathlib import Path
+from typing import Dict, Union
+
+import torch
+
+BACKEND_PREFIX = "backend_model."
+
+
+def resolve_model_file(path_or_repo_id: Union[str, os.PathLike], filename: str = "model.safetensors") -> Path:
+    """`filename` in a local model directory, a local file itself, or `filename` downloaded from a hub repo."""
+    path = Path(path_or_repo_id).expanduser()
+    if path.is_file():
+        return path
+    if path.is_dir():
+        if not (path / filename).is_file():
+            raise ValueError(f"{str(path)!r} is a directory without {filename}")
+        return path / filename
+    name = str(path_or_repo_id)
+    if path.is_absolute() or name.startswith(("./", "../", "~")) or name.count("/") > 1:
+        raise ValueError(f"{name!r} is neither an existing file or directory nor a hub id ('owner/name')")
+    from huggingface_hub import hf_hub_download  # hub ids only
+
+    return Path(hf_hub_download(name, filename))
+
+
+def load_backend_state_dict(path_or_repo_id: Union[str, os.PathLike], prefix: str = "") -> Dict[str, torch.Tensor]:
+    """The backend model's state dict from a saved 🤗 model (directory, safetensors file or hub id).
+
+    :param prefix: keep only keys under this backend sub-module prefix (e.g. `"0."` for a Perceiver IO encoder),
+        with the prefix removed.
+    """
+    from safetensors.torch import load_file
+
+    state_dict = load_file(str(resolve_model_file(path_or_repo_id)))
+    full_prefix = BACKEND_PREFIX + prefix
+    return {k[len(full_prefix) :]: v for k, v in state_dict.items() if k.startswith(full_prefix)}

@@ -1,0 +1,54 @@
+"""The text encoder shared by the masked language model and the text classifier."""
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from perceiver.model.core import EncoderConfig, PerceiverEncoder, TokenInputAdapter
+from perceiver.model.core.utils import check_mask_shape, check_seq_len, check_token_ids, freeze
+from perceiver.model.core.weights import load_backend_state_dict
+
+
+@dataclass
+class TextEncoderConfig(EncoderConfig):
+    """Encoder config plus the token input: vocabulary, maximum sequence length and embedding channels.
+
+    :param params: start from the encoder of a pretrained masked language model (🤗 model directory or hub id).
+    """
+
+    vocab_size: int = 10003
+    max_seq_len: int = 256
+    num_input_channels: int = 64
+    params: Optional[str] = None
+
+
+class TextEncoder(PerceiverEncoder):
+    """Perceiver IO encoder over token ids with learned token and position embeddings."""
+
+    def __init__(
+        self,
+        config: TextEncoderConfig,
+        num_latents: int,
+        num_latent_channels: int,
+        activation_checkpointing: bool = False,
+        activation_offloading: bool = False,
+    ):
+        input_adapter = TokenInputAdapter(config.vocab_size, config.max_seq_len, config.num_input_channels)
+        super().__init__(
+            input_adapter, num_latents, num_latent_channels, config, activation_checkpointing, activation_offloading
+        )
+        self.config = config
+        if config.params is not None:
+            # the encoder of a Perceiver IO model is sub-module 0 of its backend model
+            self.load_state_dict(load_backend_state_dict(config.params, prefix="0."))
+            if config.freeze:
+                freeze(self)
+
+    def validate_input(self, x: torch.Tensor, pad_mask: Optional[torch.Tensor] = None) -> None:
+        """Raises a ValueError for token ids `x` `(b, n)` this encoder cannot take."""
+        if x.dim() != 2:
+            raise ValueError(f"input_ids must have shape (batch, seq_len), got {tuple(x.shape)}")
+        check_token_ids("input_ids", x, self.config.vocab_size)
+        check_seq_len("input_ids", x.shape[1], self.config.max_seq_len)
+        check_mask_shape("pad_mask", pad_mask, x.shape)

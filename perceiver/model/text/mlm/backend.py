@@ -1,0 +1,86 @@
+"""Perceiver IO masked language model (Perceiver IO paper, Appendix F)."""
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+
+from perceiver.model.core import (
+    DecoderConfig,
+    PerceiverDecoder,
+    PerceiverIO,
+    PerceiverIOConfig,
+    TiedTokenOutputAdapter,
+    TrainableQueryProvider,
+)
+from perceiver.model.core.utils import check_seq_len
+from perceiver.model.text.common import TextEncoder, TextEncoderConfig
+
+
+@dataclass
+class TextDecoderConfig(DecoderConfig):
+    """Decoder config with one learned output query per position; logits are tied to the token embedding.
+
+    :param num_output_query_channels: output query channels, must equal the encoder's `num_input_channels` (the
+        default, None) because logits are computed with the token embedding matrix.
+    """
+
+    num_output_query_channels: Optional[int] = None
+    vocab_size: int = 10003
+    max_seq_len: int = 512
+
+
+@dataclass
+class MaskedLanguageModelConfig(PerceiverIOConfig):
+    encoder: TextEncoderConfig = field(default_factory=TextEncoderConfig)
+    decoder: TextDecoderConfig = field(default_factory=TextDecoderConfig)
+
+
+class MaskedLanguageModel(PerceiverIO):
+    """Perceiver IO masked language model: token ids `(b, n)` -> token logits `(b, n, vocab_size)`."""
+
+    def __init__(self, config: MaskedLanguageModelConfig):
+        num_input_channels = config.encoder.num_input_channels
+        num_query_channels = config.decoder.num_output_query_channels or num_input_channels
+        if num_query_channels != num_input_channels:
+            raise ValueError(
+                f"decoder.num_output_query_channels={num_query_channels} must equal "
+                f"encoder.num_input_channels={num_input_channels} (logits are tied to the token embedding) or be None"
+            )
+        if config.decoder.vocab_size != config.encoder.vocab_size:
+            raise ValueError(
+                f"decoder.vocab_size={config.decoder.vocab_size} must equal encoder.vocab_size={config.encoder.vocab_size}"
+            )
+        encoder = TextEncoder(
+            config.encoder,
+            num_latents=config.num_latents,
+            num_latent_channels=config.num_latent_channels,
+            activation_checkpointing=config.activation_checkpointing,
+            activation_offloading=config.activation_offloading,
+        )
+        decoder = PerceiverDecoder(
+            output_adapter=TiedTokenOutputAdapter(vocab_size=config.decoder.vocab_size),
+            output_query_provider=TrainableQueryProvider(
+                num_queries=config.decoder.max_seq_len,
+                num_query_channels=num_query_channels,
+                init_scale=config.decoder.init_scale,
+            ),
+            num_latent_channels=config.num_latent_channels,
+            config=config.decoder,
+            activation_checkpointing=config.activation_checkpointing,
+            activation_offloading=config.activation_offloading,
+        )
+        super().__init__(encoder, decoder)
+        self.config = config
+
+    def forward(self, x_masked: torch.Tensor, pad_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """:param x_masked: token ids `(b, n)`, masked positions hold the mask token id.
+        :param pad_mask: `(b, n)`, True marks padding.
+        :return: logits `(b, n, vocab_size)`.
+        """
+        self.encoder.validate_input(x_masked, pad_mask)
+        check_seq_len("input_ids", x_masked.shape[1], self.config.decoder.max_seq_len)
+        x_latent = self.encoder(x_masked, pad_mask)
+        # output queries attend to the latents only, so querying the first n positions is exact
+        output_query = self.decoder.output_query_provider(num_queries=x_masked.shape[1])
+        return self.decoder(x_latent, output_query, txt_embedding=self.encoder.input_adapter.txt_embedding)

@@ -1,0 +1,154 @@
+"""🤗 wrapper of the masked language model, and conversion from official 🤗 Perceiver models and checkpoints."""
+
+import logging
+import os
+from typing import Optional, Union
+
+import torch
+from transformers import AutoModelForMaskedLM, AutoTokenizer, PerceiverTokenizer
+from transformers.modeling_outputs import MaskedLMOutput
+
+from perceiver.model.core.convert import copy_cross_attention_layer, copy_self_attention_layer, load_source_model
+from perceiver.model.core.huggingface import (
+    PerceiverBackendConfig,
+    PerceiverBackendModel,
+    atomic_directory,
+    register_auto_class,
+)
+from perceiver.model.core.loss import token_cross_entropy
+from perceiver.model.text.common import TextEncoderConfig
+from perceiver.model.text.mlm.backend import MaskedLanguageModel, MaskedLanguageModelConfig, TextDecoderConfig
+
+logger = logging.getLogger(__name__)
+
+
+class PerceiverMaskedLanguageModelConfig(PerceiverBackendConfig):
+    model_type = "perceiver-io-masked-language-model"
+    backend_config_class = MaskedLanguageModelConfig
+
+
+class PerceiverMaskedLanguageModel(PerceiverBackendModel):
+    """🤗 masked language model: `input_ids`, `attention_mask` (1 = token, 0 = padding), optional `labels`."""
+
+    config_class = PerceiverMaskedLanguageModelConfig
+    backend_model_class = MaskedLanguageModel
+    main_input_name = "input_ids"
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: Optional[torch.Tensor] = None,
+        labels: Optional[torch.LongTensor] = None,
+        return_dict: Optional[bool] = None,
+        **kwargs,
+    ) -> MaskedLMOutput:
+        pad_mask = None if attention_mask is None else ~attention_mask.bool()
+        logits = self.backend_model(input_ids, pad_mask=pad_mask)
+        loss = None if labels is None else token_cross_entropy(logits, labels)
+        return MaskedLMOutput(loss=loss, logits=logits)
+
+
+register_auto_class(PerceiverMaskedLanguageModelConfig, PerceiverMaskedLanguageModel, AutoModelForMaskedLM)
+
+
+def convert_config(source_config) -> MaskedLanguageModelConfig:
+    """Backend config equivalent to a `transformers.PerceiverConfig` of a `PerceiverForMaskedLM`."""
+    if not source_config.use_query_residual:
+        raise ValueError(
+            "source model uses use_query_residual=False, which this library's text encoder does not support"
+        )
+    encoder = TextEncoderConfig(
+        vocab_size=source_config.vocab_size,
+        max_seq_len=source_config.max_position_embeddings,
+        num_input_channels=source_config.d_model,
+        num_cross_attention_heads=source_config.num_cross_attention_heads,
+        num_cross_attention_qk_channels=source_config.qk_channels,
+        num_cross_attention_v_channels=source_config.v_channels,
+        cross_attention_widening_factor=source_config.cross_attention_widening_factor,
+        num_self_attention_heads=source_config.num_self_attention_heads,
+        num_self_attention_qk_channels=source_config.qk_channels,
+        num_self_attention_v_channels=source_config.v_channels,
+        num_self_attention_layers_per_block=source_config.num_self_attends_per_block,
+        num_self_attention_blocks=source_config.num_blocks,
+        first_self_attention_block_shared=True,
+        self_attention_widening_factor=source_config.self_attention_widening_factor,
+        dropout=source_config.attention_probs_dropout_prob,
+    )
+    # transformers' PerceiverForMaskedLM hard-codes its decoder: 8 heads, 256 qk channels, d_model value channels
+    decoder = TextDecoderConfig(
+        vocab_size=source_config.vocab_size,
+        max_seq_len=source_config.max_position_embeddings,
+        num_cross_attention_heads=8,
+        num_cross_attention_qk_channels=8 * 32,
+        num_cross_attention_v_channels=source_config.d_model,
+        cross_attention_residual=False,
+        dropout=source_config.attention_probs_dropout_prob,
+    )
+    return MaskedLanguageModelConfig(
+        encoder=encoder,
+        decoder=decoder,
+        num_latents=source_config.num_latents,
+        num_latent_channels=source_config.d_latents,
+    )
+
+
+def copy_weights(source, target: MaskedLanguageModel) -> None:
+    """Copies the weights of a `transformers.PerceiverForMaskedLM` into a backend `MaskedLanguageModel`."""
+    encoder, decoder = target.encoder, target.decoder
+    src = source.perceiver
+    with torch.no_grad():
+        encoder.input_adapter.txt_embedding.weight.copy_(src.input_preprocessor.embeddings.weight)
+        encoder.input_adapter.pos_embedding.weight.copy_(src.input_preprocessor.position_embeddings.weight)
+        encoder.latent_provider._query.copy_(src.embeddings.latents)
+        copy_cross_attention_layer(src.encoder.cross_attention, encoder.cross_attn_1)
+        for src_layer, dst_layer in zip(src.encoder.self_attends, encoder.self_attn_1):
+            copy_self_attention_layer(src_layer, dst_layer)
+        decoder.output_query_provider._query.copy_(src.decoder.output_position_encodings.position_embeddings)
+        copy_cross_attention_layer(src.decoder.decoding_cross_attention, decoder.cross_attn)
+        decoder.output_adapter.bias.copy_(source.embedding_decoder.bias)
+
+
+def convert_model(save_dir: Union[str, os.PathLike], source_repo_id: str = "deepmind/language-perceiver", **kwargs):
+    """Converts an official `transformers.PerceiverForMaskedLM` (hub id or local directory) into a
+    `PerceiverMaskedLanguageModel` saved with its tokenizer in `save_dir`. Outputs equal the source model's.
+
+    `kwargs` go to `save_pretrained` (e.g. `push_to_hub=True`). Nothing is left in `save_dir` if conversion fails.
+    """
+    source = load_source_model(source_repo_id, "PerceiverForMaskedLM")
+    model = PerceiverMaskedLanguageModel(PerceiverMaskedLanguageModelConfig(convert_config(source.config)))
+    copy_weights(source, model.backend_model)
+    tokenizer = _load_tokenizer(source_repo_id)
+    model.config.tokenizer_class = type(tokenizer).__name__
+    with atomic_directory(save_dir) as tmp_dir:
+        model.save_pretrained(tmp_dir, **kwargs)
+        tokenizer.save_pretrained(tmp_dir)
+    logger.info("converted %s into %s", source_repo_id, save_dir)
+    return model
+
+
+def convert_checkpoint(
+    save_dir: Union[str, os.PathLike], ckpt_url: Union[str, os.PathLike], tokenizer_name: str, **kwargs
+) -> PerceiverMaskedLanguageModel:
+    """Converts a `LitMaskedLanguageModel` checkpoint (local path or URL) into a `PerceiverMaskedLanguageModel`
+    saved in `save_dir` together with tokenizer `tokenizer_name` (name or path)."""
+    from perceiver.model.text.mlm.lightning import LitMaskedLanguageModel
+
+    lit_model = LitMaskedLanguageModel.load_from_checkpoint(str(ckpt_url), map_location="cpu", params=None)
+    model = PerceiverMaskedLanguageModel(
+        PerceiverMaskedLanguageModelConfig(lit_model.backend_config), backend_model=lit_model.backend_model
+    )
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_name, verbose=False)
+    model.config.tokenizer_class = type(tokenizer).__name__
+    with atomic_directory(save_dir) as tmp_dir:
+        model.save_pretrained(tmp_dir, **kwargs)
+        tokenizer.save_pretrained(tmp_dir)
+    return model
+
+
+def _load_tokenizer(source_repo_id: str):
+    try:
+        return AutoTokenizer.from_pretrained(source_repo_id, verbose=False)
+    except (OSError, ValueError):
+        # official Perceiver language models all use the UTF-8 bytes tokenizer, which needs no files
+        logger.info("no tokenizer found at %s, using PerceiverTokenizer", source_repo_id)
+        return PerceiverTokenizer()
