@@ -49,7 +49,8 @@ class MaskedLanguageModel(PerceiverIO):
             )
         if config.decoder.vocab_size != config.encoder.vocab_size:
             raise ValueError(
-                f"decoder.vocab_size={config.decoder.vocab_size} must equal encoder.vocab_size={config.encoder.vocab_size}"
+                f"decoder.vocab_size={config.decoder.vocab_size} must equal "
+                f"encoder.vocab_size={config.encoder.vocab_size}"
             )
         encoder = TextEncoder(
             config.encoder,
