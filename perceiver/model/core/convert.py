@@ -5,6 +5,8 @@ transformers' `PerceiverLayer` = attention (`attention.self` with `layernorm1`/`
 layer onto a `CrossAttentionLayer` or `SelfAttentionLayer`, whatever model it belongs to.
 """
 
+from typing import Dict
+
 import torch
 import torch.nn as nn
 
@@ -25,6 +27,17 @@ def load_source_model(source_repo_id: str, *expected_architectures: str):
         )
     model_class = getattr(transformers, matches[0])
     return model_class.from_pretrained(source_repo_id).eval()
+
+
+def attention_shape(source: nn.Module) -> Dict[str, int]:
+    """Heads and query/key and value channel counts of a transformers `PerceiverLayer`, read from its weights
+    (transformers derives defaults differently from this library, e.g. cross-attention qk from the kv input)."""
+    attention = source.attention.self
+    return {
+        "num_heads": attention.num_heads,
+        "num_qk_channels": attention.query.out_features,
+        "num_v_channels": attention.value.out_features,
+    }
 
 
 def copy_cross_attention_layer(source: nn.Module, target: CrossAttentionLayer) -> None:

@@ -1,7 +1,8 @@
 """Shared base class of the Lightning wrappers."""
 
 import dataclasses
-from typing import Any, ClassVar, Optional, Type
+import typing
+from typing import Any, ClassVar, List, Optional, Type
 
 import lightning.pytorch as pl
 import torch
@@ -44,9 +45,29 @@ class LitModel(pl.LightningModule):
         fields = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
         return cls(**fields, **kwargs)
 
+    @classmethod
+    def load_checkpoint(cls, ckpt_url: str, **kwargs: Any) -> "LitModel":
+        """Loads a checkpoint (local path or URL) written by this wrapper, on CPU.
+
+        Checkpoints hold the config dataclasses as hyperparameters; only these classes are allowed to be unpickled
+        (in addition to what `torch.load(weights_only=True)` allows).
+        """
+        with torch.serialization.safe_globals(_dataclasses_of(cls.backend_config_class)):
+            return cls.load_from_checkpoint(str(ckpt_url), map_location="cpu", **kwargs)
+
     def configure_optimizers(self):
         return torch.optim.AdamW(
             [p for p in self.parameters() if p.requires_grad],
             lr=self.hparams.lr,
             weight_decay=self.hparams.weight_decay,
         )
+
+
+def _dataclasses_of(config_class: type) -> List[type]:
+    """`config_class` and the dataclasses of its (nested) fields."""
+    result = [config_class]
+    for f in dataclasses.fields(config_class):
+        field_type = typing.get_type_hints(config_class)[f.name]
+        if dataclasses.is_dataclass(field_type):
+            result += _dataclasses_of(field_type)
+    return result

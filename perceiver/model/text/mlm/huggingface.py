@@ -8,7 +8,12 @@ import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer, PerceiverTokenizer
 from transformers.modeling_outputs import MaskedLMOutput
 
-from perceiver.model.core.convert import copy_cross_attention_layer, copy_self_attention_layer, load_source_model
+from perceiver.model.core.convert import (
+    attention_shape,
+    copy_cross_attention_layer,
+    copy_self_attention_layer,
+    load_source_model,
+)
 from perceiver.model.core.huggingface import (
     PerceiverBackendConfig,
     PerceiverBackendModel,
@@ -51,42 +56,44 @@ class PerceiverMaskedLanguageModel(PerceiverBackendModel):
 register_auto_class(PerceiverMaskedLanguageModelConfig, PerceiverMaskedLanguageModel, AutoModelForMaskedLM)
 
 
-def convert_config(source_config) -> MaskedLanguageModelConfig:
-    """Backend config equivalent to a `transformers.PerceiverConfig` of a `PerceiverForMaskedLM`."""
+def convert_config(source) -> MaskedLanguageModelConfig:
+    """Backend config equivalent to a `transformers.PerceiverForMaskedLM` (channel counts read from its layers)."""
+    source_config = source.config
     if not source_config.use_query_residual:
         raise ValueError(
             "source model uses use_query_residual=False, which this library's text encoder does not support"
         )
-    encoder = TextEncoderConfig(
-        vocab_size=source_config.vocab_size,
-        max_seq_len=source_config.max_position_embeddings,
-        num_input_channels=source_config.d_model,
-        num_cross_attention_heads=source_config.num_cross_attention_heads,
-        num_cross_attention_qk_channels=source_config.qk_channels,
-        num_cross_attention_v_channels=source_config.v_channels,
-        cross_attention_widening_factor=source_config.cross_attention_widening_factor,
-        num_self_attention_heads=source_config.num_self_attention_heads,
-        num_self_attention_qk_channels=source_config.qk_channels,
-        num_self_attention_v_channels=source_config.v_channels,
-        num_self_attention_layers_per_block=source_config.num_self_attends_per_block,
-        num_self_attention_blocks=source_config.num_blocks,
-        first_self_attention_block_shared=True,
-        self_attention_widening_factor=source_config.self_attention_widening_factor,
-        dropout=source_config.attention_probs_dropout_prob,
-    )
-    # transformers' PerceiverForMaskedLM hard-codes its decoder: 8 heads, 256 qk channels, d_model value channels
-    decoder = TextDecoderConfig(
-        vocab_size=source_config.vocab_size,
-        max_seq_len=source_config.max_position_embeddings,
-        num_cross_attention_heads=8,
-        num_cross_attention_qk_channels=8 * 32,
-        num_cross_attention_v_channels=source_config.d_model,
-        cross_attention_residual=False,
-        dropout=source_config.attention_probs_dropout_prob,
-    )
+    encoder = source.perceiver.encoder
+    cross_attention = attention_shape(encoder.cross_attention)
+    self_attention = attention_shape(encoder.self_attends[0])
+    decoder = attention_shape(source.perceiver.decoder.decoding_cross_attention)
     return MaskedLanguageModelConfig(
-        encoder=encoder,
-        decoder=decoder,
+        encoder=TextEncoderConfig(
+            vocab_size=source_config.vocab_size,
+            max_seq_len=source_config.max_position_embeddings,
+            num_input_channels=source_config.d_model,
+            num_cross_attention_heads=cross_attention["num_heads"],
+            num_cross_attention_qk_channels=cross_attention["num_qk_channels"],
+            num_cross_attention_v_channels=cross_attention["num_v_channels"],
+            cross_attention_widening_factor=source_config.cross_attention_widening_factor,
+            num_self_attention_heads=self_attention["num_heads"],
+            num_self_attention_qk_channels=self_attention["num_qk_channels"],
+            num_self_attention_v_channels=self_attention["num_v_channels"],
+            num_self_attention_layers_per_block=source_config.num_self_attends_per_block,
+            num_self_attention_blocks=source_config.num_blocks,
+            first_self_attention_block_shared=True,
+            self_attention_widening_factor=source_config.self_attention_widening_factor,
+            dropout=source_config.attention_probs_dropout_prob,
+        ),
+        decoder=TextDecoderConfig(
+            vocab_size=source_config.vocab_size,
+            max_seq_len=source_config.max_position_embeddings,
+            num_cross_attention_heads=decoder["num_heads"],
+            num_cross_attention_qk_channels=decoder["num_qk_channels"],
+            num_cross_attention_v_channels=decoder["num_v_channels"],
+            cross_attention_residual=False,
+            dropout=source_config.attention_probs_dropout_prob,
+        ),
         num_latents=source_config.num_latents,
         num_latent_channels=source_config.d_latents,
     )
@@ -115,7 +122,7 @@ def convert_model(save_dir: Union[str, os.PathLike], source_repo_id: str = "deep
     `kwargs` go to `save_pretrained` (e.g. `push_to_hub=True`). Nothing is left in `save_dir` if conversion fails.
     """
     source = load_source_model(source_repo_id, "PerceiverForMaskedLM")
-    model = PerceiverMaskedLanguageModel(PerceiverMaskedLanguageModelConfig(convert_config(source.config)))
+    model = PerceiverMaskedLanguageModel(PerceiverMaskedLanguageModelConfig(convert_config(source)))
     copy_weights(source, model.backend_model)
     tokenizer = _load_tokenizer(source_repo_id)
     model.config.tokenizer_class = type(tokenizer).__name__
@@ -133,7 +140,7 @@ def convert_checkpoint(
     saved in `save_dir` together with tokenizer `tokenizer_name` (name or path)."""
     from perceiver.model.text.mlm.lightning import LitMaskedLanguageModel
 
-    lit_model = LitMaskedLanguageModel.load_from_checkpoint(str(ckpt_url), map_location="cpu", params=None)
+    lit_model = LitMaskedLanguageModel.load_checkpoint(ckpt_url, params=None)
     model = PerceiverMaskedLanguageModel(
         PerceiverMaskedLanguageModelConfig(lit_model.backend_config), backend_model=lit_model.backend_model
     )

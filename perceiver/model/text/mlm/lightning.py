@@ -20,6 +20,7 @@ class LitMaskedLanguageModel(LitModel):
     :param masked_samples: texts with the tokenizer's mask token whose top predictions are logged at the end of each
         validation epoch (needs `tokenizer` or a data module with a `tokenizer` attribute).
     :param num_predictions: number of predictions logged per mask token.
+    :param tokenizer: name or path of the tokenizer for `masked_samples`; defaults to the data module's tokenizer.
     """
 
     backend_config_class = MaskedLanguageModelConfig
@@ -35,11 +36,10 @@ class LitMaskedLanguageModel(LitModel):
         activation_offloading: bool = False,
         masked_samples: Optional[List[str]] = None,
         num_predictions: int = 3,
-        tokenizer=None,
+        tokenizer: Optional[str] = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.tokenizer = tokenizer
 
     def forward(self, input_ids: torch.Tensor, pad_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         return self.backend_model(input_ids, pad_mask=pad_mask)
@@ -62,7 +62,7 @@ class LitMaskedLanguageModel(LitModel):
     def on_validation_epoch_end(self) -> None:
         if not self.hparams.masked_samples:
             return
-        tokenizer = self.tokenizer or getattr(getattr(self.trainer, "datamodule", None), "tokenizer", None)
+        tokenizer = self._sample_tokenizer()
         if tokenizer is None:
             logger.warning("masked_samples given, but no tokenizer to decode predictions")
             return
@@ -77,6 +77,13 @@ class LitMaskedLanguageModel(LitModel):
         experiment = getattr(self.logger, "experiment", None)
         if hasattr(experiment, "add_text"):
             experiment.add_text("masked_samples", text.replace("\n", "  \n"), self.global_step)
+
+    def _sample_tokenizer(self):
+        if self.hparams.tokenizer is not None:
+            from transformers import AutoTokenizer
+
+            return AutoTokenizer.from_pretrained(self.hparams.tokenizer, verbose=False)
+        return getattr(getattr(self.trainer, "datamodule", None), "tokenizer", None)
 
     @torch.no_grad()
     def predict_masked(self, texts: List[str], tokenizer) -> List[List[List[str]]]:

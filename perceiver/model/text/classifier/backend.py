@@ -1,0 +1,61 @@
+"""Perceiver IO text classifier: a text encoder and a classification decoder."""
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+
+from perceiver.model.core import (
+    ClassificationDecoderConfig,
+    ClassificationOutputAdapter,
+    PerceiverDecoder,
+    PerceiverIO,
+    PerceiverIOConfig,
+    TrainableQueryProvider,
+)
+from perceiver.model.text.common import TextEncoder, TextEncoderConfig
+
+
+@dataclass
+class TextClassifierConfig(PerceiverIOConfig):
+    encoder: TextEncoderConfig = field(default_factory=TextEncoderConfig)
+    decoder: ClassificationDecoderConfig = field(default_factory=ClassificationDecoderConfig)
+
+
+class TextClassifier(PerceiverIO):
+    """Token ids `(b, n)` -> class logits `(b, num_classes)`.
+
+    The encoder can start from a pretrained masked language model's encoder (`encoder.params`) and be frozen
+    (`encoder.freeze`).
+    """
+
+    def __init__(self, config: TextClassifierConfig):
+        encoder = TextEncoder(
+            config.encoder,
+            num_latents=config.num_latents,
+            num_latent_channels=config.num_latent_channels,
+            activation_checkpointing=config.activation_checkpointing,
+            activation_offloading=config.activation_offloading,
+        )
+        decoder = PerceiverDecoder(
+            output_adapter=ClassificationOutputAdapter(
+                num_classes=config.decoder.num_classes,
+                num_output_query_channels=config.decoder.num_output_query_channels,
+            ),
+            output_query_provider=TrainableQueryProvider(
+                num_queries=config.decoder.num_output_queries,
+                num_query_channels=config.decoder.num_output_query_channels,
+                init_scale=config.decoder.init_scale,
+            ),
+            num_latent_channels=config.num_latent_channels,
+            config=config.decoder,
+            activation_checkpointing=config.activation_checkpointing,
+            activation_offloading=config.activation_offloading,
+        )
+        super().__init__(encoder, decoder)
+        self.config = config
+
+    def forward(self, x: torch.Tensor, pad_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """:param x: token ids `(b, n)`. :param pad_mask: `(b, n)`, True marks padding."""
+        self.encoder.validate_input(x, pad_mask)
+        return self.decoder(self.encoder(x, pad_mask))

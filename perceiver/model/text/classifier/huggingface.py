@@ -1,0 +1,69 @@
+"""🤗 wrapper of the text classifier, and conversion of Lightning checkpoints."""
+
+import os
+from typing import Dict, Optional, Union
+
+import torch
+import torch.nn.functional as F
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+from perceiver.model.core.huggingface import (
+    PerceiverBackendConfig,
+    PerceiverBackendModel,
+    atomic_directory,
+    register_auto_class,
+)
+from perceiver.model.text.classifier.backend import TextClassifier, TextClassifierConfig
+
+
+class PerceiverTextClassifierConfig(PerceiverBackendConfig):
+    model_type = "perceiver-io-text-classifier"
+    backend_config_class = TextClassifierConfig
+
+
+class PerceiverTextClassifier(PerceiverBackendModel):
+    """🤗 text classifier: `input_ids`, `attention_mask` (1 = token, 0 = padding), optional `labels` `(b,)`."""
+
+    config_class = PerceiverTextClassifierConfig
+    backend_model_class = TextClassifier
+    main_input_name = "input_ids"
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: Optional[torch.Tensor] = None,
+        labels: Optional[torch.LongTensor] = None,
+        return_dict: Optional[bool] = None,
+        **kwargs,
+    ) -> SequenceClassifierOutput:
+        pad_mask = None if attention_mask is None else ~attention_mask.bool()
+        logits = self.backend_model(input_ids, pad_mask=pad_mask)
+        loss = None if labels is None else F.cross_entropy(logits, labels)
+        return SequenceClassifierOutput(loss=loss, logits=logits)
+
+
+register_auto_class(PerceiverTextClassifierConfig, PerceiverTextClassifier, AutoModelForSequenceClassification)
+
+
+def convert_checkpoint(
+    save_dir: Union[str, os.PathLike],
+    ckpt_url: Union[str, os.PathLike],
+    tokenizer_name: str,
+    id2label: Optional[Dict[int, str]] = None,
+    label2id: Optional[Dict[str, int]] = None,
+    **kwargs,
+) -> PerceiverTextClassifier:
+    """Converts a `LitTextClassifier` checkpoint (local path or URL) into a `PerceiverTextClassifier` saved in
+    `save_dir` with tokenizer `tokenizer_name` and optional label names."""
+    from perceiver.model.text.classifier.lightning import LitTextClassifier
+
+    lit_model = LitTextClassifier.load_checkpoint(ckpt_url, params=None)
+    config = PerceiverTextClassifierConfig(lit_model.backend_config, id2label=id2label, label2id=label2id)
+    model = PerceiverTextClassifier(config, backend_model=lit_model.backend_model)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_name, verbose=False)
+    model.config.tokenizer_class = type(tokenizer).__name__
+    with atomic_directory(save_dir) as tmp_dir:
+        model.save_pretrained(tmp_dir, **kwargs)
+        tokenizer.save_pretrained(tmp_dir)
+    return model
