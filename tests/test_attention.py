@@ -120,3 +120,17 @@ def test_activation_checkpointing_gives_same_gradients():
     ckpt(x).sum().backward()
     for p1, p2 in zip(plain.parameters(), ckpt.parameters()):
         torch.testing.assert_close(p1.grad, p2.grad)
+
+
+def test_loaded_position_buffers_are_checked(tmp_path):
+    """A persisted rotary/Fourier buffer that disagrees with the config is an error, not a silent mismatch."""
+    from perceiver.model.core import FourierPositionEncoding
+    from perceiver.model.core.position import check_computed_buffers
+
+    module = torch.nn.ModuleDict({"rot": FrequencyPositionEncoding(8), "fourier": FourierPositionEncoding((4, 5), 3)})
+    check_computed_buffers(module)
+    state = module.state_dict()
+    state["fourier.position_encoding"] = state["fourier.position_encoding"] * 1.01
+    module.load_state_dict(state)
+    with pytest.raises(ValueError, match="buffer fourier.position_encoding of the loaded model does not match"):
+        check_computed_buffers(module)

@@ -11,6 +11,7 @@ import torch.nn as nn
 from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 
 from perceiver.model.core.config import config_from_dict, config_to_dict
+from perceiver.model.core.position import check_computed_buffers
 
 
 class PerceiverBackendConfig(PretrainedConfig):
@@ -66,6 +67,13 @@ class PerceiverBackendModel(PreTrainedModel):
 
     def _init_weights(self, module: nn.Module) -> None:
         pass
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        """As `PreTrainedModel.from_pretrained`, and checks persisted position encodings against the config."""
+        model = super().from_pretrained(*args, **kwargs)
+        check_computed_buffers(model.backend_model)
+        return model
 
     def save_pretrained(self, save_directory: Union[str, os.PathLike], **kwargs) -> None:
         """As `PreTrainedModel.save_pretrained`, but a failed save leaves no half-written `save_directory`."""

@@ -8,6 +8,7 @@ import lightning.pytorch as pl
 import torch
 import torch.nn as nn
 
+from perceiver.model.core.position import check_computed_buffers
 from perceiver.model.core.weights import load_backend_state_dict
 
 
@@ -30,6 +31,7 @@ class LitModel(pl.LightningModule):
         self.backend_model = self.backend_model_class(self.backend_config)
         if params is not None:
             self.backend_model.load_state_dict(load_backend_state_dict(params))
+            check_computed_buffers(self.backend_model)
 
     @property
     def backend_config(self) -> Any:

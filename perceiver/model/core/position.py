@@ -1,7 +1,7 @@
 """Position encodings: Fourier features (Perceiver IO), rotary embeddings (RoFormer) and position indices."""
 
 import math
-from typing import Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -21,9 +21,12 @@ class FrequencyPositionEncoding(nn.Module):
 
     def __init__(self, dim: int):
         super().__init__()
-        inv_freq = 1.0 / (10000 ** (torch.arange(0, dim, 2).float() / dim))
-        # Persistent to keep the 0.11 state-dict layout; it is recomputed from `dim`, so a loaded value must match.
-        self.register_buffer("inv_freq", inv_freq)
+        self.dim = dim
+        # persistent to keep the 0.11 state-dict layout; `check_computed_buffers` verifies loaded values
+        self.register_buffer("inv_freq", self.computed_buffers()["inv_freq"])
+
+    def computed_buffers(self) -> Dict[str, torch.Tensor]:
+        return {"inv_freq": 1.0 / (10000 ** (torch.arange(0, self.dim, 2).float() / self.dim))}
 
     def forward(self, abs_pos: torch.Tensor) -> torch.Tensor:
         # abs_pos: (b, n) -> (b, n, dim), each angle repeated for the two channels of a pair
@@ -79,12 +82,16 @@ class FourierPositionEncoding(nn.Module):
         super().__init__()
         self.input_shape = tuple(input_shape)
         self.num_frequency_bands = num_frequency_bands
+        self.max_frequencies = tuple(max_frequencies or self.input_shape)
         self.include_positions = include_positions
+        # persistent to keep the 0.11 state-dict layout; `check_computed_buffers` verifies loaded values
+        self.register_buffer("position_encoding", self.computed_buffers()["position_encoding"])
+
+    def computed_buffers(self) -> Dict[str, torch.Tensor]:
         coords = [torch.linspace(-1.0, 1.0, steps=s) for s in self.input_shape]
         pos = torch.stack(torch.meshgrid(*coords, indexing="ij"), dim=-1)  # (*input_shape, d)
-        enc = fourier_features(pos, num_frequency_bands, max_frequencies or self.input_shape, include_positions)
-        # Persistent to keep the 0.11 state-dict layout; values are recomputed and checked at load.
-        self.register_buffer("position_encoding", enc.flatten(0, -2))  # (prod(input_shape), channels)
+        enc = fourier_features(pos, self.num_frequency_bands, self.max_frequencies, self.include_positions)
+        return {"position_encoding": enc.flatten(0, -2)}  # (prod(input_shape), channels)
 
     def num_position_encoding_channels(self) -> int:
         return len(self.input_shape) * (2 * self.num_frequency_bands + self.include_positions)
@@ -104,3 +111,22 @@ def fourier_features(
     encodings = [pos] if include_positions else []
     encodings += [torch.sin(math.pi * g) for g in grids] + [torch.cos(math.pi * g) for g in grids]
     return torch.cat(encodings, dim=-1)
+
+
+def check_computed_buffers(model: nn.Module, atol: float = 1e-4) -> None:
+    """Raises a ValueError if a loaded position-encoding buffer differs from the value its config implies.
+
+    Position encodings are persisted (0.11's layout) although they follow from the config; a saved model whose
+    buffers disagree with its config would otherwise give silently different results.
+    """
+    for module_name, module in model.named_modules():
+        if not hasattr(module, "computed_buffers"):
+            continue
+        for buffer_name, expected in module.computed_buffers().items():
+            loaded = getattr(module, buffer_name)
+            if loaded.shape != expected.shape or not torch.allclose(loaded.cpu().float(), expected, atol=atol):
+                raise ValueError(
+                    f"buffer {module_name}.{buffer_name} of the loaded model does not match the value computed from "
+                    f"its config (shape {tuple(loaded.shape)} vs {tuple(expected.shape)}); the saved model and its "
+                    f"config disagree"
+                )
