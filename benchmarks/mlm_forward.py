@@ -27,7 +27,9 @@ LANGUAGE_PERCEIVER = dict(
     qk_channels=256,
     v_channels=1280,
 )
-QUICK = dict(LANGUAGE_PERCEIVER, max_position_embeddings=512, num_self_attends_per_block=4, d_latents=256, v_channels=256)
+QUICK = dict(
+    LANGUAGE_PERCEIVER, max_position_embeddings=512, num_self_attends_per_block=4, d_latents=256, v_channels=256
+)
 
 
 def time_forward(fn, repeats: int) -> list:
