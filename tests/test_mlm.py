@@ -275,3 +275,22 @@ def test_bad_config_raises():
     config.encoder.num_self_attention_heads = 3
     with pytest.raises(ValueError, match="num_qk_channels=64 must be divisible by num_heads=3"):
         mlm.MaskedLanguageModel(config)
+
+
+@pytest.mark.parametrize("offloading", [False, True])
+def test_activation_checkpointing_and_offloading_keep_gradients(offloading):
+    plain_config = tiny_backend_config(max_seq_len=16)
+    ckpt_config = tiny_backend_config(max_seq_len=16)
+    ckpt_config.activation_checkpointing = True
+    ckpt_config.activation_offloading = offloading
+    plain, ckpt = mlm.MaskedLanguageModel(plain_config), mlm.MaskedLanguageModel(ckpt_config)
+    ckpt.load_state_dict(plain.state_dict())
+    input_ids = torch.randint(0, 262, (2, 16))
+    calls = {}
+    for label, model in (("plain", plain), ("ckpt", ckpt)):
+        layer = model.encoder.self_attn_1[0]
+        layer.register_forward_hook(lambda *args, label=label: calls.update({label: calls.get(label, 0) + 1}))
+        model(input_ids).logsumexp(-1).sum().backward()
+    assert calls == {"plain": 1, "ckpt": 2}  # checkpointed layers run again in the backward pass
+    for (name, p1), p2 in zip(plain.named_parameters(), ckpt.parameters()):
+        torch.testing.assert_close(p1.grad, p2.grad, msg=name)
