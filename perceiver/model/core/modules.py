@@ -5,9 +5,14 @@ from typing import Optional
 import torch
 import torch.nn as nn
 
-from perceiver.model.core.adapter import InputAdapter, QueryProvider, TrainableQueryProvider
+from perceiver.model.core.adapter import (
+    ClassificationOutputAdapter,
+    InputAdapter,
+    QueryProvider,
+    TrainableQueryProvider,
+)
 from perceiver.model.core.attention import CrossAttentionLayer, SelfAttentionBlock
-from perceiver.model.core.config import DecoderConfig, EncoderConfig
+from perceiver.model.core.config import ClassificationDecoderConfig, DecoderConfig, EncoderConfig
 from perceiver.model.core.utils import freeze, init_parameters, maybe_checkpoint
 
 
@@ -154,6 +159,29 @@ class PerceiverDecoder(nn.Module):
             offload=self.activation_offloading,
         )
         return self.output_adapter(output, **adapter_kwargs)
+
+
+def classification_decoder(
+    config: ClassificationDecoderConfig,
+    num_latent_channels: int,
+    activation_checkpointing: bool = False,
+    activation_offloading: bool = False,
+) -> PerceiverDecoder:
+    """A decoder with `num_output_queries` learned queries and a linear classification output adapter."""
+    return PerceiverDecoder(
+        output_adapter=ClassificationOutputAdapter(
+            num_classes=config.num_classes, num_output_query_channels=config.num_output_query_channels
+        ),
+        output_query_provider=TrainableQueryProvider(
+            num_queries=config.num_output_queries,
+            num_query_channels=config.num_output_query_channels,
+            init_scale=config.init_scale,
+        ),
+        num_latent_channels=num_latent_channels,
+        config=config,
+        activation_checkpointing=activation_checkpointing,
+        activation_offloading=activation_offloading,
+    )
 
 
 class PerceiverIO(nn.Sequential):

@@ -5,14 +5,8 @@ from typing import Optional
 
 import torch
 
-from perceiver.model.core import (
-    ClassificationDecoderConfig,
-    ClassificationOutputAdapter,
-    PerceiverDecoder,
-    PerceiverIO,
-    PerceiverIOConfig,
-    TrainableQueryProvider,
-)
+from perceiver.model.core import ClassificationDecoderConfig, PerceiverIO, PerceiverIOConfig
+from perceiver.model.core.modules import classification_decoder
 from perceiver.model.text.common import TextEncoder, TextEncoderConfig
 
 
@@ -37,18 +31,9 @@ class TextClassifier(PerceiverIO):
             activation_checkpointing=config.activation_checkpointing,
             activation_offloading=config.activation_offloading,
         )
-        decoder = PerceiverDecoder(
-            output_adapter=ClassificationOutputAdapter(
-                num_classes=config.decoder.num_classes,
-                num_output_query_channels=config.decoder.num_output_query_channels,
-            ),
-            output_query_provider=TrainableQueryProvider(
-                num_queries=config.decoder.num_output_queries,
-                num_query_channels=config.decoder.num_output_query_channels,
-                init_scale=config.decoder.init_scale,
-            ),
+        decoder = classification_decoder(
+            config.decoder,
             num_latent_channels=config.num_latent_channels,
-            config=config.decoder,
             activation_checkpointing=config.activation_checkpointing,
             activation_offloading=config.activation_offloading,
         )
