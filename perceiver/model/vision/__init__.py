@@ -1,0 +1,1 @@
+"""Vision models: image classification and optical flow."""
