@@ -32,6 +32,7 @@ from perceiver.model.core.config import (
     config_to_dict,
 )
 from perceiver.model.core.modules import PerceiverDecoder, PerceiverEncoder, PerceiverIO
+from perceiver.model.core.perceiver_ar import CausalSequenceModel, CausalSequenceModelConfig, PerceiverAR
 from perceiver.model.core.position import (
     FourierPositionEncoding,
     FrequencyPositionEncoding,
@@ -40,6 +41,8 @@ from perceiver.model.core.position import (
 )
 
 __all__ = [
+    "CausalSequenceModel",
+    "CausalSequenceModelConfig",
     "ClassificationDecoderConfig",
     "ClassificationOutputAdapter",
     "CrossAttention",
@@ -53,6 +56,7 @@ __all__ = [
     "MLP",
     "MultiHeadAttention",
     "OutputAdapter",
+    "PerceiverAR",
     "PerceiverARConfig",
     "PerceiverDecoder",
     "PerceiverEncoder",

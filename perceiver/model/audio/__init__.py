@@ -1,0 +1,1 @@
+"""Audio models: `symbolic` (Perceiver AR over symbolic music, i.e. MIDI event tokens)."""

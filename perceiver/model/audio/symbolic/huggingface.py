@@ -1,0 +1,38 @@
+"""🤗 wrapper of the symbolic audio model; all Perceiver AR logic is shared with the causal language model."""
+
+import os
+from typing import Any, Optional, Union
+
+from perceiver.model.audio.symbolic.backend import SymbolicAudioModel, SymbolicAudioModelConfig
+from perceiver.model.core.huggingface import PerceiverBackendConfig, register_auto_class
+from perceiver.model.text.clm.huggingface import PerceiverCausalSequenceModel, convert_lightning_checkpoint
+
+
+class PerceiverSymbolicAudioModelConfig(PerceiverBackendConfig):
+    model_type = "perceiver-ar-symbolic-audio-model"
+    backend_config_class = SymbolicAudioModelConfig
+
+
+class PerceiverSymbolicAudioModel(PerceiverCausalSequenceModel):
+    """🤗 Perceiver AR symbolic audio model (`input_ids` are MIDI event tokens); see `PerceiverCausalSequenceModel`."""
+
+    config_class = PerceiverSymbolicAudioModelConfig
+    backend_model_class = SymbolicAudioModel
+
+
+register_auto_class(PerceiverSymbolicAudioModelConfig, PerceiverSymbolicAudioModel)
+
+
+def convert_checkpoint(
+    save_dir: Union[str, os.PathLike],
+    ckpt_url: Union[str, os.PathLike],
+    tokenizer_name: Optional[str] = None,
+    **kwargs: Any,
+) -> PerceiverSymbolicAudioModel:
+    """Converts a `LitSymbolicAudioModel` checkpoint (local path or URL) into a `PerceiverSymbolicAudioModel` saved in
+    `save_dir`. `kwargs` go to `save_pretrained`."""
+    from perceiver.model.audio.symbolic.lightning import LitSymbolicAudioModel
+
+    return convert_lightning_checkpoint(
+        LitSymbolicAudioModel, PerceiverSymbolicAudioModel, save_dir, ckpt_url, tokenizer_name, **kwargs
+    )

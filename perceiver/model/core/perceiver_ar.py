@@ -1,0 +1,394 @@
+"""Perceiver AR (arXiv 2202.07765): causal cross-attention of the latents (the last positions of a sequence) to the
+whole sequence, followed by causal self-attention over the latents.
+
+Module names follow perceiver-io 0.11 (`input_adapter`, `cross_attention`, `self_attention`), so that its saved
+state dicts load unchanged.
+"""
+
+import dataclasses
+from dataclasses import dataclass
+from typing import List, Optional
+
+import torch
+import torch.nn as nn
+
+from perceiver.model.core.adapter import RotarySupport, TiedTokenOutputAdapter, TokenInputAdapterWithRotarySupport
+from perceiver.model.core.attention import CrossAttentionLayer, KVCache, SelfAttentionBlock
+from perceiver.model.core.config import PerceiverARConfig
+from perceiver.model.core.loss import IGNORE_INDEX
+from perceiver.model.core.position import RotaryPositionEmbedding, positions
+from perceiver.model.core.utils import (
+    check_divisible,
+    check_mask_shape,
+    check_seq_len,
+    check_token_ids,
+    init_parameters,
+    maybe_checkpoint,
+)
+
+
+class PerceiverAR(nn.Module):
+    """Perceiver AR over the output of an input adapter with rotary support.
+
+    The last `n - prefix_len` positions of an input of length `n` are the latents. They attend causally to the
+    prefix and to themselves (cross-attention, whose keys/values are the prefix followed by the latents), then to
+    each other (`num_self_attention_layers` causal self-attention layers). Rotary position embedding is applied to
+    the cross-attention and to the first `num_self_attention_rotary_layers` self-attention layers.
+
+    :param cross_attention_dropout: fraction of prefix positions dropped from the cross-attention in training
+        (prefix dropout of the paper); the kept positions keep their order and positions.
+    :param post_attention_dropout: dropout on attention probabilities.
+    :param residual_dropout: dropout on the output of each residual branch.
+    """
+
+    def __init__(
+        self,
+        input_adapter: RotarySupport,
+        num_heads: int = 8,
+        max_heads_parallel: Optional[int] = None,
+        num_self_attention_layers: int = 6,
+        num_self_attention_rotary_layers: int = 1,
+        self_attention_widening_factor: int = 4,
+        cross_attention_widening_factor: int = 4,
+        cross_attention_dropout: float = 0.5,
+        post_attention_dropout: float = 0.0,
+        residual_dropout: float = 0.0,
+        activation_checkpointing: bool = False,
+        activation_offloading: bool = False,
+    ):
+        super().__init__()
+        if not 0.0 <= cross_attention_dropout < 1.0:
+            raise ValueError(f"cross_attention_dropout={cross_attention_dropout} must be in [0, 1)")
+        num_channels = input_adapter.num_input_channels
+        self.input_adapter = input_adapter
+        self.cross_attention_dropout = cross_attention_dropout
+        self.activation_checkpointing = activation_checkpointing
+        self.activation_offloading = activation_offloading
+        # 0.11 layout: no biases except the cross-attention's output projection
+        self.cross_attention = CrossAttentionLayer(
+            num_heads=num_heads,
+            num_q_input_channels=num_channels,
+            num_kv_input_channels=num_channels,
+            max_heads_parallel=max_heads_parallel,
+            causal_attention=True,
+            widening_factor=cross_attention_widening_factor,
+            dropout=post_attention_dropout,
+            residual_dropout=residual_dropout,
+            qkv_bias=False,
+            out_bias=True,
+            mlp_bias=False,
+        )
+        self.self_attention = SelfAttentionBlock(
+            num_layers=num_self_attention_layers,
+            num_heads=num_heads,
+            num_channels=num_channels,
+            num_rotary_layers=num_self_attention_rotary_layers,
+            activation_checkpointing=activation_checkpointing,
+            activation_offloading=activation_offloading,
+            max_heads_parallel=max_heads_parallel,
+            causal_attention=True,
+            widening_factor=self_attention_widening_factor,
+            dropout=post_attention_dropout,
+            residual_dropout=residual_dropout,
+            qkv_bias=False,
+            out_bias=False,
+            mlp_bias=False,
+        )
+
+    @property
+    def num_kv_caches(self) -> int:
+        """One cache for the cross-attention plus one per self-attention layer."""
+        return 1 + len(self.self_attention)
+
+    def empty_kv_cache(self, batch_size: int, device=None, dtype: Optional[torch.dtype] = None) -> List[KVCache]:
+        """Empty caches `[cross-attention, self-attention layer 0, ...]` for a cached forward pass."""
+        attention = self.cross_attention[0].module.attention
+        dtype = dtype or attention.q_proj.weight.dtype
+        device = device or attention.q_proj.weight.device
+
+        def empty(num_channels: int) -> torch.Tensor:
+            return torch.empty(batch_size, 0, num_channels, device=device, dtype=dtype)
+
+        return [KVCache(empty(attention.num_qk_channels), empty(attention.num_v_channels))] + [
+            KVCache(empty(layer[0].module.attention.num_qk_channels), empty(layer[0].module.attention.num_v_channels))
+            for layer in self.self_attention
+        ]
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        prefix_len: int,
+        pad_mask: Optional[torch.Tensor] = None,
+        kv_cache: Optional[List[KVCache]] = None,
+    ) -> torch.Tensor:
+        """Computes the latents' hidden states.
+
+        :param x: input `(b, n)` of the input adapter; with `kv_cache`, only the positions that follow the cached ones.
+        :param prefix_len: number of leading positions of `x` that are prefix; the other `n - prefix_len` are latents.
+        :param pad_mask: `(b, n_cached + n)`, True marks (left) padding. The absolute positions of padded rows are
+            shifted so that their first real token gets position 0.
+        :param kv_cache: `[cross-attention, self-attention layer 0, ...]` caches (see `empty_kv_cache`), extended in
+            place. The cross-attention cache holds all cached positions; a self-attention cache holds the latents.
+        :return: hidden states of the latents `(b, n - prefix_len, num_channels)`.
+        """
+        b, n = x.shape[:2]
+        n_cached = 0 if kv_cache is None else kv_cache[0].seq_len
+        shift = None if pad_mask is None else pad_mask.sum(dim=1, keepdim=True)
+        abs_pos = positions(b, n_cached + n, shift, device=x.device)
+        x, frq_pos_enc = self.input_adapter(x, abs_pos=abs_pos)
+
+        x_prefix, x_latent = x[:, :prefix_len], x[:, prefix_len:]
+        num_latents = n - prefix_len
+        # rotation angles of the cross-attention keys: cached positions, prefix, latents
+        frq_pos_enc_k = frq_pos_enc
+        pad_mask_k = pad_mask
+
+        if self.training and self.cross_attention_dropout > 0.0 and kv_cache is None and prefix_len > 0:
+            num_keep = prefix_len - int(prefix_len * self.cross_attention_dropout)
+            keep = torch.rand(b, prefix_len, device=x.device).topk(num_keep, dim=1).indices.sort(dim=1).values
+            x_prefix = x_prefix.gather(1, keep.unsqueeze(-1).expand(-1, -1, x_prefix.shape[-1]))
+            frq_prefix = frq_pos_enc[:, :prefix_len].gather(1, keep.unsqueeze(-1).expand(-1, -1, frq_pos_enc.shape[-1]))
+            frq_pos_enc_k = torch.cat([frq_prefix, frq_pos_enc[:, prefix_len:]], dim=1)
+            if pad_mask is not None:
+                pad_mask_k = torch.cat([pad_mask[:, :prefix_len].gather(1, keep), pad_mask[:, prefix_len:]], dim=1)
+
+        rot_pos_emb_k = RotaryPositionEmbedding(frq_pos_enc_k, right_align=True)
+        # queries, and keys of the self-attention, are the last positions: right-aligned angles of all positions
+        rot_pos_emb_q = RotaryPositionEmbedding(frq_pos_enc, right_align=True)
+
+        x_latent = maybe_checkpoint(
+            self.cross_attention,
+            x_latent,
+            x_kv_prefix=x_prefix,
+            pad_mask=pad_mask_k,
+            rot_pos_emb_q=rot_pos_emb_q,
+            rot_pos_emb_k=rot_pos_emb_k,
+            kv_cache=None if kv_cache is None else kv_cache[0],
+            enabled=self.activation_checkpointing and self.training,
+            offload=self.activation_offloading,
+        )
+
+        sa_kv_cache = None if kv_cache is None else kv_cache[1:]
+        if pad_mask is None:
+            pad_mask_sa = None
+        else:
+            n_sa = num_latents + (0 if kv_cache is None else kv_cache[1].seq_len)
+            pad_mask_sa = pad_mask[:, -n_sa:]
+        return self.self_attention(x_latent, pad_mask=pad_mask_sa, rot_pos_emb=rot_pos_emb_q, kv_cache=sa_kv_cache)
+
+
+@dataclass
+class CausalSequenceModelConfig(PerceiverARConfig):
+    """Perceiver AR over a token sequence with logits tied to the token embedding (text, symbolic audio).
+
+    :param max_seq_len: maximum number of positions (prefix + latents).
+    :param max_latents: maximum number of latents; `max_seq_len - max_latents` is the maximum prefix length.
+    :param output_norm: layer norm before the output projection.
+    :param abs_pos_emb: learned absolute position embedding (then rotary embedding rotates half of each head).
+    """
+
+    vocab_size: int = 262
+    max_seq_len: int = 4096
+    max_latents: int = 512
+    num_channels: int = 512
+    output_norm: bool = False
+    output_bias: bool = True
+    abs_pos_emb: bool = True
+    init_scale: float = 0.02
+
+
+class CausalSequenceModel(PerceiverAR):
+    """Perceiver AR over token ids with logits tied to the token embedding (text, symbolic audio).
+
+    `forward(x, prefix_len, pad_mask, kv_cache)` returns the latents' logits. With a key/value cache (see
+    `empty_kv_cache`), calls after the first take only new tokens, which all become latents, and the cache follows
+    the three phases of generation as perceiver-io 0.11 does:
+
+    1. while there are fewer than `max_latents` latents, a new token adds a latent;
+    2. then the oldest latent turns into prefix: it is dropped from the self-attention caches but its cross-attention
+       keys/values stay as computed when it was a latent;
+    3. once the sequence fills `max_seq_len`, the oldest position is dropped from the cross-attention cache and
+       positions are renumbered from 0 within the window.
+
+    From phase 2 on this is not the computation of a fresh forward pass over the same tokens (see docs/perceiver_ar.md).
+    """
+
+    def __init__(self, config: CausalSequenceModelConfig):
+        if not 1 <= config.max_latents <= config.max_seq_len:
+            raise ValueError(f"max_latents={config.max_latents} must be in [1, max_seq_len={config.max_seq_len}]")
+        check_divisible("num_channels", config.num_channels, "num_heads", config.num_heads)
+        rotated_channels_per_head = config.num_channels // config.num_heads
+        if config.abs_pos_emb:
+            # absolute position embedding already carries positions: rotate half of each head's channels (as 0.11)
+            rotated_channels_per_head //= 2
+        input_adapter = TokenInputAdapterWithRotarySupport(
+            rotated_channels_per_head=rotated_channels_per_head,
+            vocab_size=config.vocab_size,
+            max_seq_len=config.max_seq_len,
+            num_input_channels=config.num_channels,
+            abs_pos_emb=config.abs_pos_emb,
+        )
+        base_fields = [f.name for f in dataclasses.fields(PerceiverARConfig)]
+        super().__init__(input_adapter, **{name: getattr(config, name) for name in base_fields})
+        if config.output_norm:
+            self.out_norm = nn.LayerNorm(config.num_channels)
+        self.output_adapter = TiedTokenOutputAdapter(vocab_size=config.vocab_size, emb_bias=config.output_bias)
+        init_parameters(self, config.init_scale)
+        self.config = config
+
+    @property
+    def max_seq_len(self) -> int:
+        return self.config.max_seq_len
+
+    @property
+    def max_latents(self) -> int:
+        return self.config.max_latents
+
+    @property
+    def max_prefix_len(self) -> int:
+        return self.config.max_seq_len - self.config.max_latents
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        prefix_len: int,
+        pad_mask: Optional[torch.Tensor] = None,
+        kv_cache: Optional[List[KVCache]] = None,
+    ) -> torch.Tensor:
+        """Logits `(b, n - prefix_len, vocab_size)` of the latent positions of token ids `x` `(b, n)`.
+
+        :param prefix_len: leading prefix positions of `x`; `0 <= prefix_len <= max_prefix_len` and
+            `1 <= n - prefix_len <= max_latents`. Must be 0 when `kv_cache` already holds positions.
+        :param pad_mask: `(b, m)`, True marks left padding. Without cache (or with an empty one) `m == n`; otherwise
+            `m >= n_cached + n` and its last `n_cached + n` columns are used (`n_cached` after the window moved), so
+            the 🤗 attention mask of the whole sequence can be passed.
+        :param kv_cache: caches from `empty_kv_cache`, updated in place.
+        """
+        n_cached = self.validate_input(x, prefix_len, pad_mask, kv_cache)
+        if n_cached > 0:
+            self._make_room(kv_cache, x.shape[1])
+            if pad_mask is not None:
+                pad_mask = pad_mask[:, -(kv_cache[0].seq_len + x.shape[1]) :]
+        h = super().forward(x, prefix_len=prefix_len, pad_mask=pad_mask, kv_cache=kv_cache)
+        if self.config.output_norm:
+            h = self.out_norm(h)
+        return self.output_adapter(h, txt_embedding=self.input_adapter.txt_embedding)
+
+    def _make_room(self, kv_cache: List[KVCache], num_new: int) -> None:
+        # the oldest latents turn into prefix: they leave the self-attention caches (phase 2)
+        num_drop = kv_cache[1].seq_len + num_new - self.max_latents
+        if num_drop > 0:
+            for cache in kv_cache[1:]:
+                cache.drop_first(num_drop)
+        # the window slides: the oldest positions leave the cross-attention cache (phase 3)
+        num_drop = kv_cache[0].seq_len + num_new - self.max_seq_len
+        if num_drop > 0:
+            kv_cache[0].drop_first(num_drop)
+
+    def validate_input(
+        self,
+        x: torch.Tensor,
+        prefix_len: int,
+        pad_mask: Optional[torch.Tensor] = None,
+        kv_cache: Optional[List[KVCache]] = None,
+    ) -> int:
+        """Raises a ValueError (naming argument, value and allowed range) for input this model cannot take.
+
+        :return: the number of cached positions.
+        """
+        if x.dim() != 2:
+            raise ValueError(f"input_ids must have shape (batch, seq_len), got {tuple(x.shape)}")
+        check_token_ids("input_ids", x, self.config.vocab_size)
+        if not isinstance(prefix_len, int) or isinstance(prefix_len, bool):
+            raise TypeError(f"prefix_len must be an int, got {type(prefix_len).__name__}")
+        n = x.shape[1]
+        if kv_cache is not None and len(kv_cache) != self.num_kv_caches:
+            raise ValueError(f"kv_cache has {len(kv_cache)} entries, expected {self.num_kv_caches}")
+        n_cached = 0 if kv_cache is None else kv_cache[0].seq_len
+        if n_cached == 0:
+            check_seq_len("input_ids", n, self.max_seq_len)
+            lo, hi = max(0, n - self.max_latents), min(self.max_prefix_len, n - 1)
+            if not lo <= prefix_len <= hi:
+                raise ValueError(
+                    f"prefix_len={prefix_len} out of range [{lo}, {hi}] for input_ids of length {n} "
+                    f"(max_latents={self.max_latents}, max_prefix_len={self.max_prefix_len})"
+                )
+            check_mask_shape("pad_mask", pad_mask, x.shape)
+        else:
+            check_seq_len("input_ids", n, self.max_latents)
+            if prefix_len != 0:
+                raise ValueError(
+                    f"prefix_len={prefix_len} must be 0 when kv_cache holds positions (new tokens are latents)"
+                )
+            if kv_cache[0].keys.shape[0] != x.shape[0]:
+                raise ValueError(f"kv_cache has batch size {kv_cache[0].keys.shape[0]}, input_ids {x.shape[0]}")
+            n_window = min(n_cached + n, self.max_seq_len)
+            if pad_mask is not None and (pad_mask.shape[0] != x.shape[0] or pad_mask.shape[1] < n_window):
+                raise ValueError(
+                    f"pad_mask has shape {tuple(pad_mask.shape)}, expected ({x.shape[0]}, m) with m >= {n_window} "
+                    "(cached plus new positions)"
+                )
+        return n_cached
+
+    @torch.no_grad()
+    def generate(
+        self,
+        x: torch.Tensor,
+        max_new_tokens: int,
+        num_latents: int = 1,
+        pad_mask: Optional[torch.Tensor] = None,
+        use_cache: bool = True,
+        temperature: float = 1.0,
+        top_k: Optional[int] = None,
+        do_sample: bool = False,
+    ) -> torch.Tensor:
+        """A minimal generation loop (greedy, or sampling with temperature and top-k), without 🤗.
+
+        Without cache, each step runs a fresh forward pass over the last `max_seq_len` tokens with
+        `min(num_latents + step, max_latents)` latents; with cache, it follows the phases described in the class
+        docstring. Returns prompt and new tokens `(b, n + max_new_tokens)`.
+        """
+        check_latents(num_latents, x.shape[1], self.max_latents, self.max_prefix_len)
+        kv_cache = self.empty_kv_cache(x.shape[0], device=x.device) if use_cache else None
+        seq = x
+        for step in range(max_new_tokens):
+            if step > 0 and use_cache:
+                logits = self(seq[:, -1:], 0, pad_mask=pad_mask, kv_cache=kv_cache)
+            else:
+                window = seq[:, -self.max_seq_len :]
+                n_latents = min(num_latents + step, self.max_latents, window.shape[1])
+                mask = None if pad_mask is None else pad_mask[:, -window.shape[1] :]
+                logits = self(window, window.shape[1] - n_latents, pad_mask=mask, kv_cache=kv_cache)
+            logits = logits[:, -1] / temperature
+            if top_k is not None:
+                kth = logits.topk(min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]
+                logits = logits.masked_fill(logits < kth, float("-inf"))
+            if do_sample:
+                next_token = torch.multinomial(logits.softmax(dim=-1), num_samples=1)
+            else:
+                next_token = logits.argmax(dim=-1, keepdim=True)
+            seq = torch.cat([seq, next_token], dim=1)
+            if pad_mask is not None:
+                pad_mask = torch.cat([pad_mask, pad_mask.new_zeros(pad_mask.shape[0], 1)], dim=1)
+        return seq
+
+
+def check_latents(num_latents: int, seq_len: int, max_latents: int, max_prefix_len: int) -> None:
+    """Raises a ValueError unless a prompt of `seq_len` tokens can start generation with `num_latents` latents."""
+    if not 1 <= seq_len <= max_prefix_len + max_latents:
+        raise ValueError(
+            f"input_ids has sequence length {seq_len} (prompt), allowed range is [1, {max_prefix_len + max_latents}]"
+        )
+    lo = max(1, seq_len - max_prefix_len)
+    if not isinstance(num_latents, int) or not lo <= num_latents <= max_latents:
+        raise ValueError(
+            f"num_latents={num_latents} out of range [{lo}, {max_latents}] for a prompt of length {seq_len} "
+            f"(max_latents={max_latents}, max_prefix_len={max_prefix_len})"
+        )
+
+
+def latent_targets(labels: torch.Tensor, num_latents: int) -> torch.Tensor:
+    """Next-token targets `(b, num_latents)` of the last `num_latents` positions from labels `(b, n)` aligned with
+    the input (🤗 convention): the target of position `i` is `labels[:, i + 1]`, the last position has none (-100)."""
+    targets = labels[:, labels.shape[1] - num_latents + 1 :]
+    return torch.cat([targets, targets.new_full((labels.shape[0], 1), IGNORE_INDEX)], dim=1)

@@ -1,0 +1,21 @@
+"""Perceiver AR causal language model. Importing registers it with `AutoModelForCausalLM` (and so with the
+`text-generation` pipeline)."""
+
+from perceiver.model.text.clm.backend import CausalLanguageModel, CausalLanguageModelConfig
+from perceiver.model.text.clm.huggingface import (
+    PerceiverARCache,
+    PerceiverCausalLanguageModel,
+    PerceiverCausalLanguageModelConfig,
+    convert_checkpoint,
+)
+from perceiver.model.text.clm.lightning import LitCausalLanguageModel
+
+__all__ = [
+    "CausalLanguageModel",
+    "CausalLanguageModelConfig",
+    "LitCausalLanguageModel",
+    "PerceiverARCache",
+    "PerceiverCausalLanguageModel",
+    "PerceiverCausalLanguageModelConfig",
+    "convert_checkpoint",
+]

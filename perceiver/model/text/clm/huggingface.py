@@ -1,0 +1,238 @@
+"""🤗 wrapper of the Perceiver AR causal language model, with cached generation through `GenerationMixin`.
+
+`PerceiverCausalSequenceModel` holds everything Perceiver AR needs on the 🤗 side (cache, `generate(num_latents=...)`,
+loss from labels) and is shared with the symbolic audio model (`perceiver.model.audio.symbolic`).
+"""
+
+import os
+from typing import Any, Dict, List, Optional, Type, Union
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationMixin
+from transformers.cache_utils import Cache, CacheLayerMixin
+from transformers.modeling_outputs import CausalLMOutputWithPast
+
+from perceiver.model.core.attention import KVCache
+from perceiver.model.core.huggingface import (
+    PerceiverBackendConfig,
+    PerceiverBackendModel,
+    atomic_directory,
+    register_auto_class,
+)
+from perceiver.model.core.loss import token_cross_entropy
+from perceiver.model.core.perceiver_ar import CausalSequenceModel, check_latents, latent_targets
+from perceiver.model.core.utils import check_token_ids
+from perceiver.model.text.clm.backend import CausalLanguageModel, CausalLanguageModelConfig
+
+
+class PerceiverARCacheLayer(KVCache, CacheLayerMixin):
+    """One attention layer's cache, both the backend's `KVCache` (which the backend model updates in place) and a
+    🤗 cache layer (so that `generate` can reorder it for beam search). Keys/values are `(b, n, channels)`."""
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor):
+        KVCache.__init__(self, keys, values)
+        self.is_initialized = True
+        self.device = keys.device
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(seq_len={self.seq_len})"
+
+    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
+        pass
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        self.extend(key_states, value_states)
+        return self.keys, self.values
+
+    def get_mask_sizes(self, query_length: int) -> tuple:
+        return self.seq_len + query_length, 0
+
+    def get_seq_length(self) -> int:
+        return self.seq_len
+
+    def get_max_length(self) -> int:
+        return -1
+
+    def crop(self, tokens_to_remove: int) -> None:
+        if tokens_to_remove > 0:
+            raise ValueError(
+                f"tokens_to_remove={tokens_to_remove} must be <= 0 (the number of newest positions to drop)"
+            )
+        if tokens_to_remove < 0:
+            self.keys, self.values = self.keys[:, :tokens_to_remove], self.values[:, :tokens_to_remove]
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        self.keys = self.keys.repeat_interleave(repeats, dim=0)
+        self.values = self.values.repeat_interleave(repeats, dim=0)
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        self.keys, self.values = self.keys[indices], self.values[indices]
+
+
+class PerceiverARCache(Cache):
+    """🤗 cache of a Perceiver AR model: layer 0 caches the cross-attention (all positions of the current window),
+    layers 1.. the self-attention layers (the latents). The backend model moves the window (see
+    `CausalSequenceModel`); `get_seq_length()` is the number of positions in the window."""
+
+    def __init__(self, kv_cache: List[KVCache]):
+        super().__init__(layers=[PerceiverARCacheLayer(c.keys, c.values) for c in kv_cache])
+
+    @classmethod
+    def empty(cls, model: CausalSequenceModel, batch_size: int, device=None) -> "PerceiverARCache":
+        return cls(model.empty_kv_cache(batch_size, device=device))
+
+    @property
+    def kv_cache(self) -> List[KVCache]:
+        """The backend model's caches (the layers themselves, updated in place)."""
+        return list(self.layers)
+
+
+class PerceiverCausalSequenceModel(PerceiverBackendModel, GenerationMixin):
+    """🤗 base of Perceiver AR models (`input_ids`, `attention_mask` 1 = token / 0 = left padding, optional `labels`).
+
+    `forward` returns the logits of the latent positions only, the last `n - prefix_len` (default: as many as
+    `max_latents` allows). `generate(..., num_latents=N)` starts generation with `N` latents at the end of the prompt.
+    Subclasses set `config_class` and `backend_model_class`.
+    """
+
+    main_input_name = "input_ids"
+    backend_model: CausalSequenceModel
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: Optional[torch.Tensor] = None,
+        prefix_len: Optional[int] = None,
+        cache: Optional[PerceiverARCache] = None,
+        labels: Optional[torch.LongTensor] = None,
+        use_cache: Optional[bool] = None,
+        return_dict: Optional[bool] = None,
+        **kwargs: Any,
+    ) -> CausalLMOutputWithPast:
+        """
+        :param prefix_len: number of prefix positions of `input_ids`. Default: `max(0, n - max_latents)`, or 0 when
+            `cache` holds positions (new tokens are latents).
+        :param cache: a `PerceiverARCache`, updated in place; created when `use_cache` is True and none is given.
+        :param labels: `(b, n)` aligned with `input_ids` (shifted inside; -100 = ignore). The loss covers the latents.
+        """
+        if cache is not None and not isinstance(cache, PerceiverARCache):
+            raise TypeError(f"cache must be a PerceiverARCache, got {type(cache).__name__}")
+        if cache is None and use_cache:
+            cache = PerceiverARCache.empty(self.backend_model, input_ids.shape[0], device=input_ids.device)
+        n_cached = 0 if cache is None else cache.get_seq_length()
+        if prefix_len is None:
+            prefix_len = 0 if n_cached > 0 else max(0, input_ids.shape[1] - self.backend_model.max_latents)
+        pad_mask = None if attention_mask is None else ~attention_mask.bool()
+        kv_cache = None if cache is None else cache.kv_cache
+        logits = self.backend_model(input_ids, prefix_len=prefix_len, pad_mask=pad_mask, kv_cache=kv_cache)
+        loss = None
+        if labels is not None:
+            if labels.shape != input_ids.shape:
+                raise ValueError(f"labels has shape {tuple(labels.shape)}, expected {tuple(input_ids.shape)}")
+            loss = token_cross_entropy(logits, latent_targets(labels, logits.shape[1]))
+        return CausalLMOutputWithPast(loss=loss, logits=logits, cache=cache)
+
+    def generate(self, inputs: Optional[torch.Tensor] = None, num_latents: int = 1, **kwargs: Any):
+        """`GenerationMixin.generate` with a `num_latents` argument: the number of latent positions at the end of the
+        prompt (`1 <= num_latents <= max_latents`, and the prompt's prefix at most `max_prefix_len`).
+
+        During generation, the number of latents first grows to `max_latents`, then the prefix grows to
+        `max_prefix_len`, then the window of `max_seq_len` positions slides (see docs/perceiver_ar.md).
+        """
+        input_ids = inputs if inputs is not None else kwargs.get("input_ids")
+        if input_ids is None:
+            raise ValueError("input_ids (or inputs) must be given: Perceiver AR generates from a prompt")
+        check_token_ids("input_ids", input_ids, self.backend_model.config.vocab_size)
+        model = self.backend_model
+        check_latents(num_latents, input_ids.shape[-1], model.max_latents, model.max_prefix_len)
+        return super().generate(inputs, num_latents=num_latents, **kwargs)
+
+    def prepare_inputs_for_generation(
+        self,
+        input_ids: torch.LongTensor,
+        next_sequence_length: Optional[int] = None,
+        cache: Optional[PerceiverARCache] = None,
+        attention_mask: Optional[torch.Tensor] = None,
+        num_latents: int = 1,
+        use_cache: Optional[bool] = None,
+        **kwargs: Any,
+    ) -> Dict[str, Any]:
+        if cache is not None and cache.get_seq_length() > 0:
+            # new tokens only; the backend moves the cache window and slices the attention mask
+            input_ids, prefix_len = input_ids[:, -(next_sequence_length or 1) :], 0
+        else:
+            input_ids = input_ids[:, -self.backend_model.max_seq_len :]
+            prefix_len = input_ids.shape[1] - min(num_latents, input_ids.shape[1])
+            if attention_mask is not None:
+                attention_mask = attention_mask[:, -input_ids.shape[1] :]
+        return {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "prefix_len": prefix_len,
+            "cache": cache,
+            "use_cache": use_cache,
+        }
+
+    def _update_model_kwargs_for_generation(self, outputs, model_kwargs: Dict[str, Any], *args, **kwargs):
+        model_kwargs = super()._update_model_kwargs_for_generation(outputs, model_kwargs, *args, **kwargs)
+        # latents grow until max_latents (used when generating without cache)
+        model_kwargs["num_latents"] = min(model_kwargs.get("num_latents", 1) + 1, self.backend_model.max_latents)
+        return model_kwargs
+
+    def _prepare_cache_for_generation(self, generation_config, model_kwargs: Dict[str, Any], *args, **kwargs) -> None:
+        # transformers' pattern for model-specific caches: the first forward pass creates a PerceiverARCache
+        if model_kwargs.get("cache") is not None:
+            raise ValueError(
+                "cache: generate() starts from a prompt; passing a cache to continue from is not supported"
+            )
+
+
+def convert_lightning_checkpoint(
+    lit_model_class: type,
+    model_class: Type[PerceiverCausalSequenceModel],
+    save_dir: Union[str, os.PathLike],
+    ckpt_url: Union[str, os.PathLike],
+    tokenizer_name: Optional[str] = None,
+    **kwargs: Any,
+) -> PerceiverCausalSequenceModel:
+    """Converts a Lightning checkpoint of `lit_model_class` into a `model_class` saved in `save_dir`, together with
+    tokenizer `tokenizer_name` (name or path) saved with left padding (batched generation pads on the left)."""
+    lit_model = lit_model_class.load_from_checkpoint(str(ckpt_url), map_location="cpu", params=None)
+    config = model_class.config_class(lit_model.backend_config)
+    model = model_class(config, backend_model=lit_model.backend_model)
+    tokenizer = None
+    if tokenizer_name is not None:
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_name, padding_side="left", verbose=False)
+        model.config.tokenizer_class = type(tokenizer).__name__
+    with atomic_directory(save_dir) as tmp_dir:
+        model.save_pretrained(tmp_dir, **kwargs)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp_dir)
+    return model
+
+
+class PerceiverCausalLanguageModelConfig(PerceiverBackendConfig):
+    model_type = "perceiver-ar-causal-language-model"
+    backend_config_class = CausalLanguageModelConfig
+
+
+class PerceiverCausalLanguageModel(PerceiverCausalSequenceModel):
+    """🤗 Perceiver AR causal language model (`AutoModelForCausalLM`, `text-generation` pipeline)."""
+
+    config_class = PerceiverCausalLanguageModelConfig
+    backend_model_class = CausalLanguageModel
+
+
+register_auto_class(PerceiverCausalLanguageModelConfig, PerceiverCausalLanguageModel, AutoModelForCausalLM)
+
+
+def convert_checkpoint(
+    save_dir: Union[str, os.PathLike], ckpt_url: Union[str, os.PathLike], tokenizer_name: str, **kwargs: Any
+) -> PerceiverCausalLanguageModel:
+    """Converts a `LitCausalLanguageModel` checkpoint (local path or URL) into a `PerceiverCausalLanguageModel` saved
+    in `save_dir` with tokenizer `tokenizer_name` (left padding). `kwargs` go to `save_pretrained`."""
+    from perceiver.model.text.clm.lightning import LitCausalLanguageModel
+
+    return convert_lightning_checkpoint(
+        LitCausalLanguageModel, PerceiverCausalLanguageModel, save_dir, ckpt_url, tokenizer_name, **kwargs
+    )

@@ -1,0 +1,129 @@
+"""Lightning wrapper of the Perceiver AR causal language model (and base of other Perceiver AR wrappers)."""
+
+import logging
+from typing import Any, Dict, Optional
+
+import torch
+
+from perceiver.model.core.lightning import LitModel
+from perceiver.model.core.loss import IGNORE_INDEX, token_cross_entropy
+from perceiver.model.core.perceiver_ar import CausalSequenceModel, CausalSequenceModelConfig, latent_targets
+from perceiver.model.text.clm.backend import CausalLanguageModel, CausalLanguageModelConfig
+
+logger = logging.getLogger(__name__)
+
+
+class LitCausalSequenceModel(LitModel):
+    """Trains a Perceiver AR model on batches `{"input_ids", "attention_mask" (optional, 0 = left padding), "labels"
+    (optional, aligned with input_ids as in 🤗, -100 = ignore; default: input_ids with padding ignored)}`.
+
+    The last `min(n, max_latents)` positions of each batch are latents; the loss covers their next-token predictions.
+    Logs loss, perplexity and next-token accuracy.
+
+    :param validation_sample_prompt: text whose continuation is generated and logged at the end of each validation
+        epoch (needs `tokenizer` or a data module with a `tokenizer` attribute).
+    :param validation_sample_num_tokens: number of tokens generated for the sample.
+    """
+
+    backend_config_class = CausalSequenceModelConfig
+    backend_model_class = CausalSequenceModel
+    backend_model: CausalSequenceModel
+
+    def __init__(
+        self,
+        vocab_size: int = 262,
+        max_seq_len: int = 4096,
+        max_latents: int = 512,
+        num_channels: int = 512,
+        num_heads: int = 8,
+        max_heads_parallel: Optional[int] = None,
+        num_self_attention_layers: int = 6,
+        num_self_attention_rotary_layers: int = 1,
+        self_attention_widening_factor: int = 4,
+        cross_attention_widening_factor: int = 4,
+        cross_attention_dropout: float = 0.5,
+        post_attention_dropout: float = 0.0,
+        residual_dropout: float = 0.0,
+        output_norm: bool = False,
+        output_bias: bool = True,
+        abs_pos_emb: bool = True,
+        init_scale: float = 0.02,
+        activation_checkpointing: bool = False,
+        activation_offloading: bool = False,
+        validation_sample_prompt: Optional[str] = None,
+        validation_sample_num_tokens: int = 64,
+        tokenizer: Any = None,
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        self.tokenizer = tokenizer
+
+    def forward(self, input_ids: torch.Tensor, prefix_len: int, pad_mask: Optional[torch.Tensor] = None):
+        return self.backend_model(input_ids, prefix_len=prefix_len, pad_mask=pad_mask)
+
+    def _step(self, batch: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        input_ids = batch["input_ids"]
+        attention_mask = batch.get("attention_mask")
+        pad_mask = None if attention_mask is None else ~attention_mask.bool()
+        labels = batch.get("labels")
+        if labels is None:
+            labels = input_ids if pad_mask is None else input_ids.masked_fill(pad_mask, IGNORE_INDEX)
+        num_latents = min(input_ids.shape[1], self.backend_model.max_latents)
+        logits = self(input_ids, input_ids.shape[1] - num_latents, pad_mask)
+        targets = latent_targets(labels, num_latents)
+        loss = token_cross_entropy(logits, targets)
+        valid = targets != IGNORE_INDEX
+        accuracy = (logits.argmax(dim=-1) == targets)[valid].float().mean()
+        return {"loss": loss, "accuracy": accuracy}
+
+    def training_step(self, batch, batch_idx):
+        metrics = self._step(batch)
+        self.log("train_loss", metrics["loss"], prog_bar=True)
+        self.log("train_acc", metrics["accuracy"])
+        return metrics["loss"]
+
+    def validation_step(self, batch, batch_idx):
+        metrics = self._step(batch)
+        self.log("val_loss", metrics["loss"], prog_bar=True, sync_dist=True)
+        self.log("val_ppl", torch.exp(metrics["loss"]), sync_dist=True)
+        self.log("val_acc", metrics["accuracy"], sync_dist=True)
+        return metrics["loss"]
+
+    def on_validation_epoch_end(self) -> None:
+        if not self.hparams.validation_sample_prompt:
+            return
+        tokenizer = self.tokenizer or getattr(getattr(self.trainer, "datamodule", None), "tokenizer", None)
+        if tokenizer is None:
+            logger.warning("validation_sample_prompt given, but no tokenizer to encode it")
+            return
+        text = self.generate_text(self.hparams.validation_sample_prompt, tokenizer)
+        logger.info("validation sample: %s", text)
+        experiment = getattr(self.logger, "experiment", None)
+        if hasattr(experiment, "add_text"):
+            experiment.add_text("validation_sample", text, self.global_step)
+
+    @torch.no_grad()
+    def generate_text(self, prompt: str, tokenizer, top_k: int = 10) -> str:
+        """Prompt plus `validation_sample_num_tokens` sampled tokens (top-k sampling with cache), decoded."""
+        max_prompt_len = self.backend_model.max_prefix_len + 1
+        ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"][:, -max_prompt_len:]
+        was_training = self.training
+        self.eval()
+        try:
+            out = self.backend_model.generate(
+                ids.to(self.device),
+                self.hparams.validation_sample_num_tokens,
+                num_latents=1,
+                top_k=top_k,
+                do_sample=True,
+            )
+        finally:
+            self.train(was_training)
+        return tokenizer.decode(out[0], skip_special_tokens=True)
+
+
+class LitCausalLanguageModel(LitCausalSequenceModel):
+    """Lightning wrapper of `CausalLanguageModel`; see `LitCausalSequenceModel`."""
+
+    backend_config_class = CausalLanguageModelConfig
+    backend_model_class = CausalLanguageModel
