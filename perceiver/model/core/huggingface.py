@@ -5,10 +5,17 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, ClassVar, Iterator, Optional, Type, Union
+from typing import Any, ClassVar, Dict, Iterator, Optional, Type, Union
 
 import torch.nn as nn
-from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
+from transformers import (
+    AutoConfig,
+    AutoTokenizer,
+    PerceiverTokenizer,
+    PretrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from perceiver.model.core.config import config_from_dict, config_to_dict
 from perceiver.model.core.position import check_computed_buffers
@@ -79,6 +86,44 @@ class PerceiverBackendModel(PreTrainedModel):
         """As `PreTrainedModel.save_pretrained`, but a failed save leaves no half-written `save_directory`."""
         with atomic_directory(save_directory) as tmp_dir:
             super().save_pretrained(tmp_dir, **kwargs)
+
+
+PERCEIVER_BYTES = "perceiver-bytes"
+"""Tokenizer name of the Perceiver UTF-8 bytes tokenizer (`transformers.PerceiverTokenizer`, needs no files)."""
+
+
+def load_tokenizer(name: Optional[str] = None, **kwargs: Any):
+    """Tokenizer `name` (hub id or local directory), or the UTF-8 bytes tokenizer for None / "perceiver-bytes"."""
+    if name is None or name == PERCEIVER_BYTES:
+        return PerceiverTokenizer(**kwargs)
+    return AutoTokenizer.from_pretrained(os.path.expanduser(str(name)), verbose=False, **kwargs)
+
+
+def convert_lightning_checkpoint(
+    lit_model_class: type,
+    model_class: Type[PerceiverBackendModel],
+    save_dir: Union[str, os.PathLike],
+    ckpt_url: Union[str, os.PathLike],
+    preprocessor: Any = None,
+    config_kwargs: Optional[Dict[str, Any]] = None,
+    **save_kwargs: Any,
+) -> PerceiverBackendModel:
+    """Converts a checkpoint of Lightning wrapper `lit_model_class` (local path or URL) into 🤗 wrapper
+    `model_class`, saved in `save_dir` with `preprocessor` (tokenizer or image processor) beside it.
+
+    :param config_kwargs: further 🤗 config arguments, e.g. `id2label`.
+    :param save_kwargs: arguments of `save_pretrained`, e.g. `push_to_hub=True`.
+    """
+    lit_model = lit_model_class.load_checkpoint(ckpt_url, params=None)
+    config = model_class.config_class(lit_model.backend_config, **(config_kwargs or {}))
+    if isinstance(preprocessor, PreTrainedTokenizerBase):
+        config.tokenizer_class = type(preprocessor).__name__
+    model = model_class(config, backend_model=lit_model.backend_model.eval())
+    with atomic_directory(save_dir) as tmp_dir:
+        model.save_pretrained(tmp_dir, **save_kwargs)
+        if preprocessor is not None:
+            preprocessor.save_pretrained(tmp_dir)
+    return model
 
 
 def register_auto_class(config_class: Type[PerceiverBackendConfig], model_class: type, auto_class: Any = None) -> None:

@@ -2,12 +2,15 @@
 
 import dataclasses
 import typing
-from typing import Any, ClassVar, List, Optional, Type
+from typing import Any, ClassVar, List, Optional, Tuple, Type
 
 import lightning.pytorch as pl
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
+from torchmetrics.classification import MulticlassAccuracy
 
+from perceiver.model.core.config import config_from_dict, config_to_dict
 from perceiver.model.core.position import check_computed_buffers
 from perceiver.model.core.weights import load_backend_state_dict
 
@@ -35,9 +38,14 @@ class LitModel(pl.LightningModule):
 
     @property
     def backend_config(self) -> Any:
-        """The backend config dataclass, built from this wrapper's hyperparameters."""
+        """The backend config dataclass, built from this wrapper's hyperparameters.
+
+        Nested configs are dataclasses when passed in Python, or dicts when the Lightning CLI saved them.
+        """
         names = [f.name for f in dataclasses.fields(self.backend_config_class)]
-        return self.backend_config_class(**{name: self.hparams[name] for name in names if name in self.hparams})
+        values = {name: self.hparams[name] for name in names if name in self.hparams}
+        values = {name: config_to_dict(v) if dataclasses.is_dataclass(v) else v for name, v in values.items()}
+        return config_from_dict(self.backend_config_class, values)
 
     @classmethod
     def create(cls, config: Any, **kwargs: Any) -> "LitModel":
@@ -63,6 +71,39 @@ class LitModel(pl.LightningModule):
             lr=self.hparams.lr,
             weight_decay=self.hparams.weight_decay,
         )
+
+
+class LitClassifier(LitModel):
+    """Lightning wrapper of a classifier (config with `decoder.num_classes`): cross-entropy loss and accuracy,
+    logged as `{train,val,test}_{loss,acc}`. Subclasses implement `classify(batch) -> (logits, labels)`."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        num_classes = self.backend_config.decoder.num_classes
+        self.train_acc = MulticlassAccuracy(num_classes)
+        self.val_acc = MulticlassAccuracy(num_classes)
+        self.test_acc = MulticlassAccuracy(num_classes)
+
+    def classify(self, batch: Any) -> Tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError()
+
+    def _step(self, batch: Any, stage: str) -> torch.Tensor:
+        logits, labels = self.classify(batch)
+        loss = F.cross_entropy(logits, labels)
+        accuracy = getattr(self, f"{stage}_acc")
+        accuracy(logits, labels)
+        self.log(f"{stage}_loss", loss, prog_bar=True, sync_dist=stage != "train")
+        self.log(f"{stage}_acc", accuracy, prog_bar=True)
+        return loss
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "test")
 
 
 def _dataclasses_of(config_class: type) -> List[type]:

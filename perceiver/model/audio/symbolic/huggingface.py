@@ -4,8 +4,13 @@ import os
 from typing import Any, Optional, Union
 
 from perceiver.model.audio.symbolic.backend import SymbolicAudioModel, SymbolicAudioModelConfig
-from perceiver.model.core.huggingface import PerceiverBackendConfig, register_auto_class
-from perceiver.model.text.clm.huggingface import PerceiverCausalSequenceModel, convert_lightning_checkpoint
+from perceiver.model.core.huggingface import (
+    PerceiverBackendConfig,
+    convert_lightning_checkpoint,
+    load_tokenizer,
+    register_auto_class,
+)
+from perceiver.model.text.clm.huggingface import PerceiverCausalSequenceModel
 
 
 class PerceiverSymbolicAudioModelConfig(PerceiverBackendConfig):
@@ -33,6 +38,7 @@ def convert_checkpoint(
     `save_dir`. `kwargs` go to `save_pretrained`."""
     from perceiver.model.audio.symbolic.lightning import LitSymbolicAudioModel
 
+    tokenizer = None if tokenizer_name is None else load_tokenizer(tokenizer_name, padding_side="left")
     return convert_lightning_checkpoint(
-        LitSymbolicAudioModel, PerceiverSymbolicAudioModel, save_dir, ckpt_url, tokenizer_name, **kwargs
+        LitSymbolicAudioModel, PerceiverSymbolicAudioModel, save_dir, ckpt_url, tokenizer, **kwargs
     )

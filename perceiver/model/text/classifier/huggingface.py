@@ -5,13 +5,14 @@ from typing import Dict, Optional, Union
 
 import torch
 import torch.nn.functional as F
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoModelForSequenceClassification
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from perceiver.model.core.huggingface import (
     PerceiverBackendConfig,
     PerceiverBackendModel,
-    atomic_directory,
+    convert_lightning_checkpoint,
+    load_tokenizer,
     register_auto_class,
 )
 from perceiver.model.text.classifier.backend import TextClassifier, TextClassifierConfig
@@ -49,21 +50,17 @@ register_auto_class(PerceiverTextClassifierConfig, PerceiverTextClassifier, Auto
 def convert_checkpoint(
     save_dir: Union[str, os.PathLike],
     ckpt_url: Union[str, os.PathLike],
-    tokenizer_name: str,
+    tokenizer_name: Optional[str] = None,
     id2label: Optional[Dict[int, str]] = None,
     label2id: Optional[Dict[str, int]] = None,
     **kwargs,
 ) -> PerceiverTextClassifier:
     """Converts a `LitTextClassifier` checkpoint (local path or URL) into a `PerceiverTextClassifier` saved in
-    `save_dir` with tokenizer `tokenizer_name` and optional label names."""
+    `save_dir` with tokenizer `tokenizer_name` (name or path; None or "perceiver-bytes": UTF-8 bytes) and optional
+    label names."""
     from perceiver.model.text.classifier.lightning import LitTextClassifier
 
-    lit_model = LitTextClassifier.load_checkpoint(ckpt_url, params=None)
-    config = PerceiverTextClassifierConfig(lit_model.backend_config, id2label=id2label, label2id=label2id)
-    model = PerceiverTextClassifier(config, backend_model=lit_model.backend_model)
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_name, verbose=False)
-    model.config.tokenizer_class = type(tokenizer).__name__
-    with atomic_directory(save_dir) as tmp_dir:
-        model.save_pretrained(tmp_dir, **kwargs)
-        tokenizer.save_pretrained(tmp_dir)
-    return model
+    labels = {k: v for k, v in {"id2label": id2label, "label2id": label2id}.items() if v is not None}
+    return convert_lightning_checkpoint(
+        LitTextClassifier, PerceiverTextClassifier, save_dir, ckpt_url, load_tokenizer(tokenizer_name), labels, **kwargs
+    )

@@ -5,10 +5,10 @@ loss from labels) and is shared with the symbolic audio model (`perceiver.model.
 """
 
 import os
-from typing import Any, Dict, List, Optional, Type, Union
+from typing import Any, Dict, List, Optional, Union
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationMixin
+from transformers import AutoModelForCausalLM, GenerationMixin
 from transformers.cache_utils import Cache, CacheLayerMixin
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
@@ -16,7 +16,8 @@ from perceiver.model.core.attention import KVCache
 from perceiver.model.core.huggingface import (
     PerceiverBackendConfig,
     PerceiverBackendModel,
-    atomic_directory,
+    convert_lightning_checkpoint,
+    load_tokenizer,
     register_auto_class,
 )
 from perceiver.model.core.loss import token_cross_entropy
@@ -187,30 +188,6 @@ class PerceiverCausalSequenceModel(PerceiverBackendModel, GenerationMixin):
             )
 
 
-def convert_lightning_checkpoint(
-    lit_model_class: type,
-    model_class: Type[PerceiverCausalSequenceModel],
-    save_dir: Union[str, os.PathLike],
-    ckpt_url: Union[str, os.PathLike],
-    tokenizer_name: Optional[str] = None,
-    **kwargs: Any,
-) -> PerceiverCausalSequenceModel:
-    """Converts a Lightning checkpoint of `lit_model_class` into a `model_class` saved in `save_dir`, together with
-    tokenizer `tokenizer_name` (name or path) saved with left padding (batched generation pads on the left)."""
-    lit_model = lit_model_class.load_from_checkpoint(str(ckpt_url), map_location="cpu", params=None)
-    config = model_class.config_class(lit_model.backend_config)
-    model = model_class(config, backend_model=lit_model.backend_model)
-    tokenizer = None
-    if tokenizer_name is not None:
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_name, padding_side="left", verbose=False)
-        model.config.tokenizer_class = type(tokenizer).__name__
-    with atomic_directory(save_dir) as tmp_dir:
-        model.save_pretrained(tmp_dir, **kwargs)
-        if tokenizer is not None:
-            tokenizer.save_pretrained(tmp_dir)
-    return model
-
-
 class PerceiverCausalLanguageModelConfig(PerceiverBackendConfig):
     model_type = "perceiver-ar-causal-language-model"
     backend_config_class = CausalLanguageModelConfig
@@ -227,12 +204,17 @@ register_auto_class(PerceiverCausalLanguageModelConfig, PerceiverCausalLanguageM
 
 
 def convert_checkpoint(
-    save_dir: Union[str, os.PathLike], ckpt_url: Union[str, os.PathLike], tokenizer_name: str, **kwargs: Any
+    save_dir: Union[str, os.PathLike],
+    ckpt_url: Union[str, os.PathLike],
+    tokenizer_name: Optional[str] = None,
+    **kwargs: Any,
 ) -> PerceiverCausalLanguageModel:
     """Converts a `LitCausalLanguageModel` checkpoint (local path or URL) into a `PerceiverCausalLanguageModel` saved
-    in `save_dir` with tokenizer `tokenizer_name` (left padding). `kwargs` go to `save_pretrained`."""
+    in `save_dir` with tokenizer `tokenizer_name` (name or path; None or "perceiver-bytes": UTF-8 bytes), set to
+    left padding for batched generation. `kwargs` go to `save_pretrained`."""
     from perceiver.model.text.clm.lightning import LitCausalLanguageModel
 
+    tokenizer = load_tokenizer(tokenizer_name, padding_side="left")
     return convert_lightning_checkpoint(
-        LitCausalLanguageModel, PerceiverCausalLanguageModel, save_dir, ckpt_url, tokenizer_name, **kwargs
+        LitCausalLanguageModel, PerceiverCausalLanguageModel, save_dir, ckpt_url, tokenizer, **kwargs
     )

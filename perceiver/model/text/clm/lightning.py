@@ -22,6 +22,7 @@ class LitCausalSequenceModel(LitModel):
 
     :param validation_sample_prompt: text whose continuation is generated and logged at the end of each validation
         epoch (needs `tokenizer` or a data module with a `tokenizer` attribute).
+    :param tokenizer: name or path of the tokenizer for the sample (None: the data module's).
     :param validation_sample_num_tokens: number of tokens generated for the sample.
     """
 
@@ -52,11 +53,10 @@ class LitCausalSequenceModel(LitModel):
         activation_offloading: bool = False,
         validation_sample_prompt: Optional[str] = None,
         validation_sample_num_tokens: int = 64,
-        tokenizer: Any = None,
+        tokenizer: Optional[str] = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
-        self.tokenizer = tokenizer
 
     def forward(self, input_ids: torch.Tensor, prefix_len: int, pad_mask: Optional[torch.Tensor] = None):
         return self.backend_model(input_ids, prefix_len=prefix_len, pad_mask=pad_mask)
@@ -82,17 +82,28 @@ class LitCausalSequenceModel(LitModel):
         self.log("train_acc", metrics["accuracy"])
         return metrics["loss"]
 
-    def validation_step(self, batch, batch_idx):
+    def _eval_step(self, batch, stage: str) -> torch.Tensor:
         metrics = self._step(batch)
-        self.log("val_loss", metrics["loss"], prog_bar=True, sync_dist=True)
-        self.log("val_ppl", torch.exp(metrics["loss"]), sync_dist=True)
-        self.log("val_acc", metrics["accuracy"], sync_dist=True)
+        self.log(f"{stage}_loss", metrics["loss"], prog_bar=True, sync_dist=True)
+        self.log(f"{stage}_ppl", torch.exp(metrics["loss"]), sync_dist=True)
+        self.log(f"{stage}_acc", metrics["accuracy"], sync_dist=True)
         return metrics["loss"]
+
+    def validation_step(self, batch, batch_idx):
+        return self._eval_step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        return self._eval_step(batch, "test")
 
     def on_validation_epoch_end(self) -> None:
         if not self.hparams.validation_sample_prompt:
             return
-        tokenizer = self.tokenizer or getattr(getattr(self.trainer, "datamodule", None), "tokenizer", None)
+        if self.hparams.tokenizer is not None:
+            from perceiver.model.core.huggingface import load_tokenizer
+
+            tokenizer = load_tokenizer(self.hparams.tokenizer)
+        else:
+            tokenizer = getattr(getattr(self.trainer, "datamodule", None), "tokenizer", None)
         if tokenizer is None:
             logger.warning("validation_sample_prompt given, but no tokenizer to encode it")
             return

@@ -18,6 +18,8 @@ from perceiver.model.core.huggingface import (
     PerceiverBackendConfig,
     PerceiverBackendModel,
     atomic_directory,
+    convert_lightning_checkpoint,
+    load_tokenizer,
     register_auto_class,
 )
 from perceiver.model.core.loss import token_cross_entropy
@@ -134,22 +136,23 @@ def convert_model(save_dir: Union[str, os.PathLike], source_repo_id: str = "deep
 
 
 def convert_checkpoint(
-    save_dir: Union[str, os.PathLike], ckpt_url: Union[str, os.PathLike], tokenizer_name: str, **kwargs
+    save_dir: Union[str, os.PathLike],
+    ckpt_url: Union[str, os.PathLike],
+    tokenizer_name: Optional[str] = None,
+    **kwargs,
 ) -> PerceiverMaskedLanguageModel:
     """Converts a `LitMaskedLanguageModel` checkpoint (local path or URL) into a `PerceiverMaskedLanguageModel`
-    saved in `save_dir` together with tokenizer `tokenizer_name` (name or path)."""
+    saved in `save_dir` with tokenizer `tokenizer_name` (name or path; None or "perceiver-bytes": UTF-8 bytes)."""
     from perceiver.model.text.mlm.lightning import LitMaskedLanguageModel
 
-    lit_model = LitMaskedLanguageModel.load_checkpoint(ckpt_url, params=None)
-    model = PerceiverMaskedLanguageModel(
-        PerceiverMaskedLanguageModelConfig(lit_model.backend_config), backend_model=lit_model.backend_model
+    return convert_lightning_checkpoint(
+        LitMaskedLanguageModel,
+        PerceiverMaskedLanguageModel,
+        save_dir,
+        ckpt_url,
+        load_tokenizer(tokenizer_name),
+        **kwargs,
     )
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_name, verbose=False)
-    model.config.tokenizer_class = type(tokenizer).__name__
-    with atomic_directory(save_dir) as tmp_dir:
-        model.save_pretrained(tmp_dir, **kwargs)
-        tokenizer.save_pretrained(tmp_dir)
-    return model
 
 
 def _load_tokenizer(source_repo_id: str):

@@ -80,9 +80,9 @@ class LitMaskedLanguageModel(LitModel):
 
     def _sample_tokenizer(self):
         if self.hparams.tokenizer is not None:
-            from transformers import AutoTokenizer
+            from perceiver.model.core.huggingface import load_tokenizer
 
-            return AutoTokenizer.from_pretrained(self.hparams.tokenizer, verbose=False)
+            return load_tokenizer(self.hparams.tokenizer)
         return getattr(getattr(self.trainer, "datamodule", None), "tokenizer", None)
 
     @torch.no_grad()

@@ -19,6 +19,7 @@ from perceiver.model.core.huggingface import (
     PerceiverBackendConfig,
     PerceiverBackendModel,
     atomic_directory,
+    convert_lightning_checkpoint,
     register_auto_class,
 )
 from perceiver.model.core.loss import token_cross_entropy
@@ -297,16 +298,10 @@ def convert_checkpoint(
     `save_dir` together with `image_processor`. Labels default to `LABEL_<i>` for each class."""
     from perceiver.model.vision.image_classifier.lightning import LitImageClassifier
 
-    lit_model = LitImageClassifier.load_checkpoint(ckpt_url, params=None)
-    label_kwargs = {"id2label": id2label} if id2label is not None else {}
-    if label2id is not None:
-        label_kwargs["label2id"] = label2id
-    config = PerceiverImageClassifierConfig(lit_model.backend_config, **label_kwargs)
-    model = PerceiverImageClassifier(config, backend_model=lit_model.backend_model.eval())
-    with atomic_directory(save_dir) as tmp_dir:
-        model.save_pretrained(tmp_dir, **kwargs)
-        image_processor.save_pretrained(tmp_dir)
-    return model
+    labels = {k: v for k, v in {"id2label": id2label, "label2id": label2id}.items() if v is not None}
+    return convert_lightning_checkpoint(
+        LitImageClassifier, PerceiverImageClassifier, save_dir, ckpt_url, image_processor, labels, **kwargs
+    )
 
 
 def _load_image_processor(source_repo_id: str) -> Optional[PerceiverImageClassifierInputProcessor]:

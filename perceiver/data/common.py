@@ -1,0 +1,249 @@
+"""Shared by the data modules: where data comes from (a 🤗 hub id or local files), how splits are named, and where
+preprocessed data is cached."""
+
+import glob
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Union
+
+import datasets
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_DATASET_DIR = os.path.join("~", ".cache", "perceiver-io", "datasets")
+
+# split names found in hub datasets and local file names, mapped to the names the data modules use
+SPLIT_ALIASES = {
+    "train": "train",
+    "validation": "valid",
+    "valid": "valid",
+    "val": "valid",
+    "dev": "valid",
+    "test": "test",
+    "unsupervised": "unsupervised",
+}
+
+# builders for local files, by extension (compressed files are read through their inner extension)
+_TEXT_BUILDERS = {".txt": "text", ".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv"}
+_IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+_COMPRESSION_EXTENSIONS = {".gz", ".bz2", ".xz", ".zst"}
+
+
+def is_local(source: str) -> bool:
+    """Whether `source` names local files (an existing path, or one written as a path) rather than a hub id."""
+    path = os.path.expanduser(source)
+    if os.path.exists(path):
+        return True
+    # hub ids are "name" or "owner/name"; anything else that looks like a path is a local path that is missing
+    return (
+        os.path.isabs(path)
+        or source.startswith(("./", "../", "~"))
+        or source.count("/") > 1
+        or Path(source).suffix.lower() in {*_TEXT_BUILDERS, *_COMPRESSION_EXTENSIONS}
+    )
+
+
+def check_source(source: str, name: str = "source") -> None:
+    """Raises a FileNotFoundError naming `name` if `source` is a local path that does not exist."""
+    if not isinstance(source, str) or not source:
+        raise ValueError(f"{name} must be a 🤗 hub id or a local path, got {source!r}")
+    if is_local(source) and not os.path.exists(os.path.expanduser(source)):
+        raise FileNotFoundError(
+            f"{name}={source!r} does not exist (expected a 🤗 hub id, or a local file or directory)"
+        )
+
+
+def load_source(
+    source: Optional[str] = None,
+    config_name: Optional[str] = None,
+    revision: Optional[str] = None,
+    cache_dir: Optional[str] = None,
+    streaming: bool = False,
+    data_files: Optional[Dict[str, Union[str, List[str]]]] = None,
+    text_options: Optional[Dict[str, Any]] = None,
+) -> Union[datasets.DatasetDict, datasets.IterableDatasetDict]:
+    """Loads all splits of `source` (or of `data_files`) with split names normalized to train/valid/test/....
+
+    `source` is a 🤗 hub id (with optional `config_name` and `revision`), a local directory (a downloaded hub
+    snapshot, an image folder, or text/JSON/parquet/CSV files whose names or parent directories contain the split
+    name; files without a split name are training data), or a single local file (training data). `data_files` maps
+    split names to local files or glob patterns instead. Local text files are read line by line, keeping line
+    breaks; `text_options` (e.g. `sample_by="document"`) go to 🤗's text builder.
+    """
+    if data_files is not None:
+        builder, data_files = _explicit_data_files(data_files)
+    elif source is None:
+        raise ValueError("either source or data_files must be given")
+    elif not is_local(source):
+        dataset = datasets.load_dataset(
+            source, config_name, revision=revision, cache_dir=cache_dir, streaming=streaming
+        )
+        return type(dataset)({_split_name(split): ds for split, ds in dataset.items()})
+    else:
+        check_source(source)
+        builder, data_files = _local_data_files(Path(os.path.expanduser(source)), config_name)
+    kwargs = {"keep_linebreaks": True, **(text_options or {})} if builder == "text" else {}
+    dataset = datasets.load_dataset(builder, data_files=data_files, cache_dir=cache_dir, streaming=streaming, **kwargs)
+    return type(dataset)({_split_name(split): ds for split, ds in dataset.items()})
+
+
+def check_data_files(data_files: Dict[str, Union[str, List[str]]]) -> Dict[str, List[str]]:
+    """The files matched by each split's files or glob patterns; raises a FileNotFoundError for patterns that match
+    nothing."""
+    if not isinstance(data_files, dict) or not data_files:
+        raise ValueError(f"data_files must map split names to files or glob patterns, got {data_files!r}")
+    result = {}
+    for split, patterns in data_files.items():
+        files = []
+        for pattern in [patterns] if isinstance(patterns, str) else patterns:
+            matched = sorted(glob.glob(os.path.expanduser(pattern), recursive=True))
+            if not matched:
+                raise FileNotFoundError(f"data_files[{split!r}]: {pattern!r} matches no file")
+            files += matched
+        result[split] = files
+    return result
+
+
+def _explicit_data_files(data_files):
+    files = check_data_files(data_files)
+    kinds = {_file_kind(Path(f)) or "text" for fs in files.values() for f in fs}
+    if len(kinds) > 1:
+        raise ValueError(f"data_files mixes data file kinds {sorted(kinds)}; use one kind")
+    return kinds.pop(), files
+
+
+def _split_name(split: str) -> str:
+    return SPLIT_ALIASES.get(str(split).lower(), str(split))
+
+
+def _file_kind(path: Path) -> Optional[str]:
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] in _COMPRESSION_EXTENSIONS:
+        suffixes = suffixes[:-1]
+    suffix = suffixes[-1] if suffixes else ""
+    if suffix in _IMAGE_EXTENSIONS:
+        return "imagefolder"
+    return _TEXT_BUILDERS.get(suffix)
+
+
+def _local_data_files(path: Path, config_name: Optional[str]):
+    if path.is_file():
+        # a single file of any name (e.g. the raw `enwik8` file) is training data, read as text unless its
+        # extension says otherwise
+        return _file_kind(path) or "text", {"train": [str(path)]}
+    root = path / config_name if config_name and (path / config_name).is_dir() else path
+    files = [p for p in sorted(root.rglob("*")) if p.is_file() and not _hidden(p.relative_to(root)) and _file_kind(p)]
+    if not files:
+        raise FileNotFoundError(
+            f"source={str(path)!r} holds no data files (text, JSON, parquet, CSV or images) under {str(root)!r}"
+        )
+    kinds = {_file_kind(p) for p in files}
+    if len(kinds) > 1:
+        raise ValueError(f"source={str(path)!r} mixes data file kinds {sorted(kinds)}; use one kind per directory")
+    data_files: Dict[str, list] = {}
+    for p in files:
+        data_files.setdefault(_split_of(p.relative_to(root)), []).append(str(p))
+    return kinds.pop(), data_files
+
+
+def _hidden(relative: Path) -> bool:
+    return any(part.startswith(".") for part in relative.parts)
+
+
+def _split_of(relative: Path) -> str:
+    # the first path token that names a split, e.g. "plain_text/test-00000-of-00001.parquet", "train/cat/1.png",
+    # "en/c4-validation.00000-of-00008.json.gz", "valid.txt"
+    for token in re.split(r"[-_./\\]", str(relative).lower()):
+        if token in SPLIT_ALIASES:
+            return token
+    return "train"
+
+
+def fingerprint(**parts: Any) -> str:
+    """A short hash of `parts` (JSON-serializable) naming a cache directory."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def source_fingerprint(
+    source: Optional[str], revision: Optional[str] = None, data_files: Optional[Dict[str, Any]] = None
+) -> Any:
+    """What identifies the contents of `source` or `data_files`: the hub id and revision, or the local files'
+    names, sizes and modification times (so that editing local data invalidates cached preprocessing)."""
+    if data_files is not None:
+        return {split: [_file_stat(Path(f)) for f in files] for split, files in check_data_files(data_files).items()}
+    if not is_local(source):
+        return [source, revision]
+    path = Path(os.path.expanduser(source)).resolve()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    return [_file_stat(p) for p in files]
+
+
+def _file_stat(path: Path) -> list:
+    stat = path.resolve().stat()
+    return [str(path.resolve()), stat.st_size, stat.st_mtime_ns]
+
+
+def cached(cache_dir: Path, build: Callable[[], datasets.DatasetDict]) -> datasets.DatasetDict:
+    """The dataset saved in `cache_dir`, built with `build` and saved there first if not yet present.
+
+    Saving goes to a temporary directory that is renamed at the end, so an interrupted run leaves no partial cache.
+    """
+    if not (cache_dir / "dataset_dict.json").is_file():
+        cache_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp_dir = cache_dir.parent / f".{cache_dir.name}.{uuid.uuid4().hex[:8]}.tmp"
+        try:
+            build().save_to_disk(str(tmp_dir))
+            try:
+                os.replace(tmp_dir, cache_dir)
+            except OSError:
+                if not (cache_dir / "dataset_dict.json").is_file():
+                    raise
+                # another process saved the same dataset meanwhile
+        finally:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+        logger.info("preprocessed dataset saved to %s", cache_dir)
+    return datasets.load_from_disk(str(cache_dir))
+
+
+def split_off(dataset: datasets.Dataset, size: Union[int, float], seed: int, stratify_by: Optional[str] = None):
+    """Splits `dataset` into (rest, part) where part has `size` examples (int) or that fraction (float < 1)."""
+    if isinstance(size, float) and not 0.0 < size < 1.0:
+        raise ValueError(f"split size {size} must be a fraction in (0, 1) or a number of examples")
+    if isinstance(size, int) and not 0 < size < len(dataset):
+        raise ValueError(f"split size {size} must be in [1, {len(dataset) - 1}] for a dataset of {len(dataset)}")
+    split = dataset.train_test_split(test_size=size, seed=seed, stratify_by_column=stratify_by)
+    return split["train"], split["test"]
+
+
+def dataloader(
+    dataset: Dataset,
+    batch_size: int,
+    shuffle: bool,
+    collate_fn: Optional[Callable] = None,
+    num_workers: int = 0,
+    pin_memory: bool = True,
+    seed: int = 0,
+) -> DataLoader:
+    """A DataLoader with the data modules' conventions: memory pinned only where a GPU can use it, workers kept
+    alive between epochs, and shuffling from a generator seeded with `seed`, so that the order of examples (and,
+    through the workers' seeds derived from it, random masking and cropping) is reproducible."""
+    generator = torch.Generator().manual_seed(seed) if shuffle else None
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        collate_fn=collate_fn,
+        num_workers=num_workers,
+        pin_memory=pin_memory and torch.cuda.is_available(),
+        persistent_workers=num_workers > 0,
+        generator=generator,
+    )

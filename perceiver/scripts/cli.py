@@ -1,0 +1,199 @@
+"""The Lightning CLI shared by the training scripts (`python -m perceiver.scripts.<area>.<task> fit|validate|test`).
+
+What every script has (see `CLI`):
+
+- `--config file.yaml` (repeatable; later files and command line arguments override earlier ones), `--print_config`
+- `fit`, `validate` and `test` subcommands; `--ckpt_path` resumes training from (or evaluates) a checkpoint
+- `--data=<data module class>` and `--data.*`, `--model.*` and `--trainer.*` arguments; the model's vocabulary size,
+  sequence length, image shape and number of classes are taken from the data module
+- `--optimizer` (default AdamW with the model's `lr` and `weight_decay`) and `--lr_scheduler`, e.g.
+  `--lr_scheduler=CosineWithWarmupLR --lr_scheduler.warmup_steps=500` (schedulers of `perceiver.scripts.lrs` are
+  stepped per optimizer step; cosine decay lasts the trainer's `max_steps` unless `training_steps` is given)
+- `--checkpoint.*`: the best checkpoint on the monitored validation metric and the last one are saved
+- TensorBoard and CSV logs (with the learning rate) in `logs/<name>/version_<n>`, a rich progress bar where `rich`
+  is installed
+- seed 0 unless `--seed_everything` says otherwise, so that runs are reproducible
+"""
+
+import importlib
+import inspect
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence, Type
+
+from jsonargparse import Namespace
+from lightning.pytorch import LightningDataModule, LightningModule
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.cli import ReduceLROnPlateau as LightningReduceLROnPlateau
+
+from perceiver.data.common import check_data_files, check_source
+from perceiver.data.text.tokenizer import PERCEIVER_BYTES
+from perceiver.scripts.lrs import ConstantWithWarmupLR, CosineWithWarmupLR, WarmupLR
+
+# imported here so that --lr_scheduler also takes their short names (CosineWithWarmupLR, ConstantWithWarmupLR)
+__all__ = ["CLI", "ConstantWithWarmupLR", "CosineWithWarmupLR"]
+
+# the CLI replaces the model's configure_optimizers with the --optimizer and --lr_scheduler given, by design
+warnings.filterwarnings("ignore", message=r".*configure_optimizers` will be overridden by")
+# the CSV logger shares its directory with the TensorBoard logger (see _share_log_version): not a previous run's
+warnings.filterwarnings("ignore", message=r"Experiment logs directory .* exists and is not empty")
+
+
+class CLI(LightningCLI):
+    """`LightningCLI` with this library's defaults. Scripts subclass it and set:
+
+    :cvar name: experiment name (log directory `logs/<name>`).
+    :cvar task: the data modules' task (`mlm`, `clm`, `clf`) the script trains, or None.
+    :cvar monitor: validation metric that selects the best checkpoint; `monitor_mode` "min" or "max".
+    :cvar links: `(data attribute, model argument[, function])` tuples, e.g. `("data.vocab_size",
+        "model.encoder.vocab_size")`: the model argument is set from the instantiated data module (through the
+        function, if given).
+    :cvar model_defaults: default model arguments, e.g. `{"model.num_latents": 256}`.
+    """
+
+    name: str = "perceiver"
+    task: Optional[str] = None
+    monitor: str = "val_loss"
+    monitor_mode: str = "min"
+    links: Sequence[tuple] = ()
+    model_defaults: Dict[str, Any] = {}
+
+    def __init__(
+        self,
+        model_class: Type[LightningModule],
+        datamodule_class: Type[LightningDataModule],
+        args: Optional[Sequence[str]] = None,
+        run: bool = True,
+    ):
+        """:param datamodule_class: base class of the data modules the script takes (`--data=<subclass>`).
+        :param args: command line arguments (default: `sys.argv[1:]`). :param run: run the subcommand."""
+        super().__init__(
+            model_class,
+            datamodule_class,
+            subclass_mode_data=True,
+            save_config_kwargs={"overwrite": True},
+            trainer_defaults={
+                "logger": [
+                    {"class_path": "lightning.pytorch.loggers.TensorBoardLogger", "init_args": self._log_dir()},
+                    {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": self._log_dir()},
+                ],
+            },
+            seed_everything_default=0,
+            auto_configure_optimizers=True,
+            parser_kwargs={"description": type(self).__doc__},
+            args=args,
+            run=run,
+        )
+
+    @staticmethod
+    def subcommands() -> Dict[str, set]:
+        # the models have no predict step: training, validation and test only
+        return {name: keys for name, keys in LightningCLI.subcommands().items() if name != "predict"}
+
+    def _log_dir(self) -> Dict[str, str]:
+        return {"save_dir": "logs", "name": self.name}
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults(
+            {
+                "checkpoint.monitor": self.monitor,
+                "checkpoint.mode": self.monitor_mode,
+                "checkpoint.save_last": True,
+                "checkpoint.filename": "{epoch:03d}-{" + self.monitor + ":.3f}",
+                **self.model_defaults,
+            }
+        )
+        for source, target, *compute_fn in self.links:
+            parser.link_arguments(source, target, *compute_fn, apply_on="instantiate")
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        try:
+            _check_data_paths(config.data)
+        except FileNotFoundError as e:
+            # a missing data or tokenizer path fails here, before anything is loaded or built
+            _fail(str(e))
+        if self.task is not None:
+            self._set_task(config)
+        _share_log_version(config.trainer.logger)
+        if config.get("lr_scheduler") and not config.get("optimizer"):
+            # LightningCLI ignores a scheduler without an optimizer; use the model's AdamW settings instead
+            config.optimizer = Namespace(
+                class_path="torch.optim.AdamW",
+                init_args=Namespace(lr=config.model.lr, weight_decay=config.model.weight_decay),
+            )
+
+    def _set_task(self, config: Namespace) -> None:
+        # data modules serve several tasks: a script trains one, so the data module's default task gives way to it
+        data = config.data
+        task = data.init_args.get("task") if data.get("init_args") else None
+        if task == self.task:
+            return
+        module_name, class_name = data.class_path.rsplit(".", 1)
+        parameters = inspect.signature(getattr(importlib.import_module(module_name), class_name)).parameters
+        default = parameters["task"].default if "task" in parameters else None
+        if task is not None and task != default:
+            _fail(f"data.task={task!r} does not fit this script, which trains task {self.task!r}")
+        data.init_args.task = self.task
+
+    def instantiate_classes(self) -> None:
+        super().instantiate_classes()
+        callbacks = self.trainer.callbacks
+        if self.trainer.loggers and not any(isinstance(c, LearningRateMonitor) for c in callbacks):
+            callbacks.append(LearningRateMonitor(logging_interval="step"))
+
+    @staticmethod
+    def configure_optimizers(lightning_module, optimizer, lr_scheduler=None) -> Any:
+        if lr_scheduler is None:
+            return optimizer
+        if isinstance(lr_scheduler, CosineWithWarmupLR) and lr_scheduler.training_steps is None:
+            lr_scheduler.training_steps = int(lightning_module.trainer.estimated_stepping_batches)
+        if isinstance(lr_scheduler, WarmupLR):
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": lr_scheduler, "interval": "step"}}
+        if isinstance(lr_scheduler, LightningReduceLROnPlateau):
+            return {
+                "optimizer": optimizer,
+                "lr_scheduler": {"scheduler": lr_scheduler, "monitor": lr_scheduler.monitor},
+            }
+        return [optimizer], [lr_scheduler]
+
+
+def _share_log_version(loggers: Any) -> None:
+    """Loggers configured with the same directory (by default TensorBoard and CSV) write into the same version
+    directory, `<save_dir>/<name>/version_<n>` (with the checkpoints), instead of each counting versions alone."""
+    if not isinstance(loggers, list) or len(loggers) < 2:
+        return
+    configs = [logger.get("init_args") for logger in loggers if isinstance(logger, Namespace)]
+    if len(configs) != len(loggers) or any(c is None or c.get("version") is not None for c in configs):
+        return
+    locations = {(c.get("save_dir"), c.get("name")) for c in configs}
+    if len(locations) != 1:
+        return
+    save_dir, name = locations.pop()
+    root = Path(save_dir or ".") / (name or "")
+    existing = [int(p.name[len("version_") :]) for p in root.glob("version_*") if p.name[len("version_") :].isdigit()]
+    for c in configs:
+        c.version = max(existing, default=-1) + 1
+
+
+def _check_data_paths(data: Optional[Namespace]) -> None:
+    """Raises a FileNotFoundError for local data or tokenizer paths in the data module's arguments that do not
+    exist."""
+    init_args = data.get("init_args") if isinstance(data, Namespace) else None
+    if init_args is None:
+        return
+    if init_args.get("source") is not None:
+        check_source(init_args.source, name="data.source")
+    if init_args.get("tokenizer") not in (None, PERCEIVER_BYTES):
+        check_source(init_args.tokenizer, name="data.tokenizer")
+    if init_args.get("data_files") is not None:
+        check_data_files(init_args.data_files)
+
+
+def _fail(message: str) -> None:
+    """Exits with a one-line error (no traceback), as for other invalid arguments."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)

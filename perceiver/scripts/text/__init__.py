@@ -1,0 +1,1 @@
+"""Text training scripts: `mlm`, `classifier` and `clm`."""

@@ -1,0 +1,1 @@
+"""Vision training scripts: `image_classifier`."""

@@ -1,0 +1,167 @@
+"""The shared CLI plumbing and the learning rate schedules, in-process (argument errors fail before anything is
+built, so no subprocess is needed to see them)."""
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from perceiver.scripts.lrs import ConstantWithWarmupLR, CosineWithWarmupLR
+from perceiver.scripts.text import classifier, clm, mlm
+from perceiver.scripts.vision import image_classifier
+from tests.test_data_text import write_text_splits
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def lrs(scheduler, steps):
+    values = []
+    for _ in range(steps):
+        values.append(scheduler.get_last_lr()[0])
+        scheduler.optimizer.step()
+        scheduler.step()
+    return values
+
+
+def optimizer(lr=1.0):
+    return torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr)
+
+
+def test_constant_with_warmup():
+    assert lrs(ConstantWithWarmupLR(optimizer(), warmup_steps=3), 6) == pytest.approx([0.25, 0.5, 0.75, 1, 1, 1])
+    assert lrs(ConstantWithWarmupLR(optimizer(2.0)), 2) == [2.0, 2.0]
+
+
+def test_cosine_with_warmup():
+    values = lrs(CosineWithWarmupLR(optimizer(), warmup_steps=1, training_steps=5, min_fraction=0.2), 7)
+    # warmup, then 0.2 + 0.8 * (1 + cos(pi * progress)) / 2 with progress (step - 1) / 4, constant after the end
+    assert values == pytest.approx([0.5, 1.0, 0.2 + 0.8 * 0.8535534, 0.6, 0.2 + 0.8 * 0.1464466, 0.2, 0.2])
+    with pytest.raises(ValueError, match="training_steps=2 must be greater than warmup_steps=2"):
+        CosineWithWarmupLR(optimizer(), warmup_steps=2, training_steps=2)
+    with pytest.raises(ValueError, match=r"min_fraction=1.5 must be in \[0, 1\]"):
+        CosineWithWarmupLR(optimizer(), min_fraction=1.5)
+
+
+def test_cosine_state_survives_checkpoints():
+    scheduler = CosineWithWarmupLR(optimizer(), warmup_steps=2, training_steps=10)
+    lrs(scheduler, 4)
+    restored = CosineWithWarmupLR(optimizer(), warmup_steps=0)
+    restored.load_state_dict(scheduler.state_dict())
+    assert (restored.warmup_steps, restored.training_steps, restored.last_epoch) == (2, 10, 4)
+    assert lrs(restored, 3) == pytest.approx(lrs(scheduler, 3))
+
+
+@pytest.mark.parametrize(
+    "script,example,data_class",
+    [
+        (mlm, "mlm_imdb.yaml", "perceiver.data.text.ImdbDataModule"),
+        (classifier, "classifier_imdb.yaml", "perceiver.data.text.ImdbDataModule"),
+        (clm, "clm_wikitext.yaml", "perceiver.data.text.WikiTextDataModule"),
+        (image_classifier, "image_classifier_digits.yaml", "perceiver.data.vision.DigitsDataModule"),
+    ],
+)
+def test_example_configs_parse(capsys, script, example, data_class):
+    with pytest.raises(SystemExit) as exit_info:
+        script.main(["fit", "--config", str(EXAMPLES / example), "--print_config"])
+    assert exit_info.value.code == 0
+    config = yaml.safe_load(capsys.readouterr().out)
+    assert config["data"]["class_path"] == data_class
+    assert config["optimizer"]["class_path"] == "torch.optim.AdamW"
+    assert config["lr_scheduler"]["class_path"].startswith("perceiver.scripts.lrs.")
+    assert config["checkpoint"]["save_last"] is True
+    assert [logger["class_path"].rsplit(".", 1)[1] for logger in config["trainer"]["logger"]] == [
+        "TensorBoardLogger",
+        "CSVLogger",
+    ]
+
+
+@pytest.fixture
+def mlm_config(tmp_path) -> str:
+    config = {
+        "model": {
+            "num_latents": 4,
+            "num_latent_channels": 16,
+            "encoder": {"num_input_channels": 16, "num_self_attention_layers_per_block": 1},
+        },
+        "data": {
+            "class_path": "TextFilesDataModule",
+            "init_args": {
+                "source": str(write_text_splits(tmp_path / "text", num_chars=5000)),
+                "max_seq_len": 16,
+                "dataset_dir": str(tmp_path / "datasets"),
+            },
+        },
+        "trainer": {"default_root_dir": str(tmp_path)},
+    }
+    (tmp_path / "mlm.yaml").write_text(yaml.safe_dump(config))
+    return str(tmp_path / "mlm.yaml")
+
+
+def fails(capsys, script, *args) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        script.main(list(args))
+    assert exit_info.value.code == 2
+    return capsys.readouterr().err
+
+
+def test_mistyped_arguments_fail_with_clear_message(capsys, mlm_config):
+    assert "unrecognized arguments: --trainer.max_stepz=3" in fails(
+        capsys, mlm, "fit", "--config", mlm_config, "--trainer.max_stepz=3"
+    )
+    err = fails(capsys, mlm, "fit", "--config", mlm_config, "--data.batch_sise=3")
+    assert "batch_sise" in err and "is not accepted" in err
+    err = fails(capsys, mlm, "fit", "--config", mlm_config, "--lr_scheduler=CosineWithWarmup")
+    assert 'error: Parser key "lr_scheduler"' in err and "Given value: CosineWithWarmup" in err
+
+
+def test_missing_data_paths_fail_with_clear_message(capsys, mlm_config, tmp_path):
+    err = fails(capsys, mlm, "fit", "--config", mlm_config, "--data.source=missing/train.txt")
+    assert err.strip().endswith(
+        "error: data.source='missing/train.txt' does not exist (expected a 🤗 hub id, or a local file or directory)"
+    )
+    err = fails(capsys, mlm, "fit", "--config", mlm_config, f"--data.tokenizer={tmp_path / 'tokenizer'}")
+    assert f"error: data.tokenizer='{tmp_path / 'tokenizer'}' does not exist" in err
+    err = fails(capsys, image_classifier, "fit", "--data=MNISTDataModule", f"--data.source={tmp_path / 'mnist'}")
+    assert f"error: data.source='{tmp_path / 'mnist'}' does not exist" in err
+
+
+def test_script_sets_data_task(capsys, mlm_config, tmp_path):
+    # data modules default to some task; a script overrides the default with its own
+    args = [
+        "--data=TextFilesDataModule",
+        f"--data.source={tmp_path / 'text'}",
+        f"--data.dataset_dir={tmp_path / 'datasets'}",
+        "--data.max_seq_len=16",
+        "--model.max_latents=4",
+        "--model.num_channels=16",
+        "--model.num_self_attention_layers=1",
+    ]
+    cli = clm.CausalLanguageModelCLI(clm.LitCausalLanguageModel, clm.TextDataModule, args=args, run=False)
+    assert cli.datamodule.hparams.task == "clm" and cli.datamodule.tokenizer.padding_side == "left"
+    assert (cli.model.hparams.vocab_size, cli.model.hparams.max_seq_len) == (262, 16)
+    # but a task given explicitly must fit the script
+    err = fails(capsys, mlm, "fit", "--config", mlm_config, "--data.task=clm")
+    assert "data.task='clm' does not fit this script, which trains task 'mlm'" in err
+
+
+def test_scheduler_without_optimizer_uses_model_settings(mlm_config):
+    cli = mlm.MaskedLanguageModelCLI(
+        mlm.LitMaskedLanguageModel,
+        mlm.TextDataModule,
+        args=[
+            "--config",
+            mlm_config,
+            "--model.lr=0.01",
+            "--model.weight_decay=0.1",
+            "--lr_scheduler=ConstantWithWarmupLR",
+        ],
+        run=False,
+    )
+    assert cli.model.hparams.encoder["vocab_size"] == 262  # linked from the data module
+    configured = cli.model.configure_optimizers()
+    optimizer, scheduler = configured["optimizer"], configured["lr_scheduler"]
+    assert isinstance(optimizer, torch.optim.AdamW)
+    assert (optimizer.defaults["lr"], optimizer.defaults["weight_decay"]) == (0.01, 0.1)
+    assert isinstance(scheduler["scheduler"], ConstantWithWarmupLR) and scheduler["interval"] == "step"
+    assert cli.datamodule.hparams.task == "mlm"
