@@ -8,7 +8,7 @@ EXTRAS ?= all
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(EXTRAS)
 
-.PHONY: install demo test lint format clean
+.PHONY: install demo demo-clm demo-convert test lint format clean
 
 install: $(STAMP)
 
@@ -20,7 +20,13 @@ $(STAMP): pyproject.toml
 	touch $@
 
 demo: install
-	$(PY) -m perceiver.demo
+	$(PY) -m perceiver.demos.digits
+
+demo-clm: install
+	$(PY) -m perceiver.demos.pydoc_clm
+
+demo-convert: install
+	$(PY) -m perceiver.demos.convert_mlm
 
 test: install
 	$(PY) -m pytest -q

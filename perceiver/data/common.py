@@ -183,8 +183,15 @@ def source_fingerprint(
     if not is_local(source):
         return [source, revision]
     path = Path(os.path.expanduser(source)).resolve()
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    return [_file_stat(p) for p in files]
+    if path.is_file():
+        return [_file_stat(path)]
+    # hidden files and directories are no data (🤗 datasets skips them too), e.g. a cache inside the source directory
+    files = [
+        p
+        for p in path.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+    ]
+    return [_file_stat(p) for p in sorted(files)]
 
 
 def _file_stat(path: Path) -> list:

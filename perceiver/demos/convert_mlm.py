@@ -2,7 +2,7 @@
 
 It builds a small `transformers.PerceiverForMaskedLM` (random weights: nothing is downloaded), converts it into
 this library's format with `convert_model`, checks that both give the same logits, and runs the 🤗 `fill-mask`
-pipeline on the converted model. Run it with `make demo` or `python -m perceiver.demo [--output DIR]`.
+pipeline on the converted model. Run it with `python -m perceiver.demos.convert_mlm [--output DIR]`.
 """
 
 import argparse
