@@ -1,1 +1,2 @@
-"""Lightning data modules built on 🤗 datasets: `perceiver.data.text` and `perceiver.data.vision`."""
+"""Lightning data modules built on 🤗 datasets: `perceiver.data.text`, `perceiver.data.vision` and
+`perceiver.data.audio` (MIDI)."""

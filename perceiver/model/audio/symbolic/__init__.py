@@ -1,4 +1,7 @@
-"""Perceiver AR symbolic audio model (MIDI event tokens). Importing registers its 🤗 config with `AutoConfig`."""
+"""Perceiver AR symbolic audio model (MIDI event tokens). Importing registers its 🤗 config with `AutoConfig` and the
+`symbolic-audio-generation` pipeline with transformers' pipeline registry."""
+
+from transformers.pipelines import PIPELINE_REGISTRY
 
 from perceiver.model.audio.symbolic.backend import SymbolicAudioModel, SymbolicAudioModelConfig
 from perceiver.model.audio.symbolic.huggingface import (
@@ -7,12 +10,18 @@ from perceiver.model.audio.symbolic.huggingface import (
     convert_checkpoint,
 )
 from perceiver.model.audio.symbolic.lightning import LitSymbolicAudioModel
+from perceiver.model.audio.symbolic.pipeline import SymbolicAudioGenerationPipeline
+
+PIPELINE_REGISTRY.register_pipeline(
+    "symbolic-audio-generation", pipeline_class=SymbolicAudioGenerationPipeline, pt_model=PerceiverSymbolicAudioModel
+)
 
 __all__ = [
     "LitSymbolicAudioModel",
     "PerceiverSymbolicAudioModel",
     "PerceiverSymbolicAudioModelConfig",
     "SymbolicAudioModel",
+    "SymbolicAudioGenerationPipeline",
     "SymbolicAudioModelConfig",
     "convert_checkpoint",
 ]

@@ -1,0 +1,213 @@
+"""`SymbolicAudioDataModule`: MIDI files tokenized into event tokens and chunked for Perceiver AR training."""
+
+import os
+import re
+from pathlib import Path
+from typing import Dict, List, Literal, Optional, Union
+
+import datasets
+import lightning.pytorch as pl
+from torch.utils.data import DataLoader, Dataset
+
+from perceiver.data.audio.midi import MidiTokenizer
+from perceiver.data.common import (
+    DEFAULT_DATASET_DIR,
+    SPLIT_ALIASES,
+    cached,
+    check_source,
+    dataloader,
+    fingerprint,
+    source_fingerprint,
+    split_off,
+)
+from perceiver.data.text.collator import CausalLanguageModelCollator
+from perceiver.data.text.common import RandomShiftDataset, chunk
+
+MIDI_EXTENSIONS = (".mid", ".midi")
+
+
+class SymbolicAudioDataModule(pl.LightningDataModule):
+    """MIDI files of a local directory, tokenized into event tokens (`MidiTokenizer`, vocabulary of 389), for causal
+    (Perceiver AR) training, like the text data modules' `clm` task: the token ids of all files of a split are
+    concatenated and split into chunks of `max_seq_len`; batches are `{"input_ids", "attention_mask", "labels"}`
+    (labels are the input ids with -100 at padding, the model shifts them), padded on `padding_side`.
+
+    Files are assigned to splits by file: a file whose path below `source` has a split name as a directory or name
+    part (`train/`, `valid/`, `validation/`, `test/`, `..._test.mid`, ...) belongs to that split, other files are
+    training files; without validation files, `valid_size` (a fraction or a number) of the training files is held
+    out. Tokenization runs once per configuration (🤗 `datasets.map`, `preproc_workers` processes) and is cached as
+    Arrow files under `dataset_dir`; editing the files invalidates the cache.
+
+    :param source: local directory of `.mid`/`.midi` files (searched recursively).
+    :param max_seq_len: chunk length, the model's maximum sequence length.
+    :param padding_side: "left" (default, where Perceiver AR's latents are) or "right".
+    :param random_train_shift: start each training example at a random offset of the token stream.
+    :param random_train_truncation: shorten each training batch to a random length in [`random_min_seq_len`,
+        `max_seq_len`] (with Perceiver AR, a random prefix length).
+    """
+
+    def __init__(
+        self,
+        source: str,
+        dataset_dir: str = DEFAULT_DATASET_DIR,
+        max_seq_len: int = 1024,
+        padding_side: Literal["left", "right"] = "left",
+        random_train_shift: bool = False,
+        random_train_truncation: bool = False,
+        random_min_seq_len: int = 16,
+        valid_size: Union[int, float] = 0.05,
+        batch_size: int = 16,
+        num_workers: int = 2,
+        pin_memory: bool = True,
+        preproc_workers: Optional[int] = None,
+        seed: int = 0,
+    ):
+        super().__init__()
+        self.save_hyperparameters(logger=False)
+        check_source(source)
+        if not os.path.isdir(os.path.expanduser(source)):
+            raise NotADirectoryError(f"source={source!r} must be a directory of MIDI files")
+        if max_seq_len < 1:
+            raise ValueError(f"max_seq_len={max_seq_len} must be at least 1")
+        if padding_side not in ("left", "right"):
+            raise ValueError(f"padding_side={padding_side!r} must be one of ['left', 'right']")
+        if random_train_truncation and not 1 <= random_min_seq_len <= max_seq_len:
+            raise ValueError(f"random_min_seq_len={random_min_seq_len} must be in [1, max_seq_len={max_seq_len}]")
+        self.tokenizer = MidiTokenizer()
+        self.ds_train: Optional[Dataset] = None
+        self.ds_valid: Optional[Dataset] = None
+        self.ds_test: Optional[Dataset] = None
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of token ids (389), linked to the model's `vocab_size`."""
+        return self.tokenizer.vocab_size
+
+    @property
+    def max_seq_len(self) -> int:
+        return self.hparams.max_seq_len
+
+    @property
+    def source_dir(self) -> Path:
+        return Path(os.path.expanduser(self.hparams.source))
+
+    @property
+    def preproc_dir(self) -> Path:
+        """Where the tokenized dataset of this configuration is saved."""
+        h = self.hparams
+        key = fingerprint(
+            cls=type(self).__name__,
+            source=source_fingerprint(str(self.source_dir)),
+            vocab_size=self.vocab_size,
+            max_seq_len=h.max_seq_len,
+            valid_size=h.valid_size,
+            seed=h.seed,
+        )
+        return Path(os.path.expanduser(h.dataset_dir)) / "preproc" / f"{type(self).__name__}-{key}"
+
+    def midi_files(self) -> Dict[str, List[str]]:
+        """The MIDI files of each split found in `source` (train, and valid and test where present)."""
+        root = self.source_dir
+        files: Dict[str, List[str]] = {}
+        for path in sorted(root.rglob("*")):
+            relative = path.relative_to(root)
+            if path.suffix.lower() in MIDI_EXTENSIONS and path.is_file() and not _hidden(relative):
+                files.setdefault(_split_of(relative), []).append(str(path))
+        if not files.get("train"):
+            raise ValueError(f"source={self.hparams.source!r} holds no training MIDI files (*.mid, *.midi)")
+        return files
+
+    def load_splits(self) -> datasets.DatasetDict:
+        """Datasets of file paths (column `path`) per split, validation files split off the training files with
+        `valid_size` where there are none."""
+        files = self.midi_files()
+        splits = {name: datasets.Dataset.from_dict({"path": paths}) for name, paths in files.items()}
+        if "valid" not in splits:
+            if len(splits["train"]) < 2:
+                raise ValueError(f"source={self.hparams.source!r}: at least 2 MIDI files are needed to split off valid")
+            splits["train"], splits["valid"] = split_off(splits["train"], self.hparams.valid_size, self.hparams.seed)
+        return datasets.DatasetDict(splits)
+
+    def prepare_data(self) -> None:
+        """Tokenizes and caches the MIDI files (once per configuration)."""
+        cached(self.preproc_dir, self._preprocess)
+
+    def _preprocess(self) -> datasets.DatasetDict:
+        h = self.hparams
+        num_proc = h.preproc_workers or os.cpu_count()
+        result = datasets.DatasetDict()
+        for name, ds in self.load_splits().items():
+            result[name] = ds.map(
+                tokenize_and_chunk_midi,
+                batched=True,
+                batch_size=100,
+                fn_kwargs={"block_len": h.max_seq_len},
+                remove_columns=ds.column_names,
+                features=datasets.Features({"input_ids": datasets.List(datasets.Value("int64"))}),
+                num_proc=num_proc if num_proc and num_proc > 1 and len(ds) >= 200 else None,
+                desc=f"Tokenizing MIDI ({name})",
+            )
+            if len(result[name]) == 0:
+                raise ValueError(f"{name} MIDI files of source={h.source!r} hold no notes")
+        return result
+
+    def setup(self, stage: Optional[str] = None) -> None:
+        if not (self.preproc_dir / "dataset_dict.json").is_file():
+            self.prepare_data()  # used without a trainer (which calls prepare_data first)
+        dataset = datasets.load_from_disk(str(self.preproc_dir))
+        self.ds_train = dataset["train"]
+        self.ds_valid = dataset["valid"]
+        self.ds_test = dataset["test"] if "test" in dataset else None
+        if self.hparams.random_train_shift:
+            self.ds_train = RandomShiftDataset(self.ds_train)
+
+    def collator(self, train: bool = False) -> CausalLanguageModelCollator:
+        """The batch collator (`train`: with the random truncation of training batches)."""
+        h = self.hparams
+        return CausalLanguageModelCollator(
+            self.tokenizer.pad_token_id,
+            padding_side=h.padding_side,
+            random_truncation=train and h.random_train_truncation,
+            random_min_seq_len=h.random_min_seq_len,
+        )
+
+    def _dataloader(self, dataset, shuffle: bool, train: bool = False) -> DataLoader:
+        h = self.hparams
+        return dataloader(
+            dataset,
+            batch_size=h.batch_size,
+            shuffle=shuffle,
+            collate_fn=self.collator(train=train),
+            num_workers=h.num_workers,
+            pin_memory=h.pin_memory,
+            seed=h.seed,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._dataloader(self.ds_train, shuffle=True, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._dataloader(self.ds_valid, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        if self.ds_test is None:
+            raise ValueError(f"source={self.hparams.source!r} has no test MIDI files")
+        return self._dataloader(self.ds_test, shuffle=False)
+
+
+def tokenize_and_chunk_midi(batch: Dict[str, list], block_len: int) -> Dict[str, List[List[int]]]:
+    """Tokenizes the MIDI files (column `path`) of a `map` batch, concatenates and chunks their token ids."""
+    tokenizer = MidiTokenizer()
+    return chunk({"input_ids": [tokenizer.encode(path) for path in batch["path"]]}, block_len)
+
+
+def _hidden(relative: Path) -> bool:
+    return any(part.startswith(".") for part in relative.parts)
+
+
+def _split_of(relative: Path) -> str:
+    # the first path token that names a split (train/valid/test), e.g. "validation/a.mid", "b_test.midi"
+    for token in re.split(r"[-_./\\]", str(relative.with_suffix("")).lower()):
+        if SPLIT_ALIASES.get(token) in ("train", "valid", "test"):
+            return SPLIT_ALIASES[token]
+    return "train"

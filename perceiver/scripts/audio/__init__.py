@@ -1,0 +1,1 @@
+"""Training scripts for audio models: `python -m perceiver.scripts.audio.symbolic fit ...`."""
