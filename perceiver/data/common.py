@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Union
 
 import datasets
+import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
@@ -254,3 +255,40 @@ def dataloader(
         persistent_workers=num_workers > 0,
         generator=generator,
     )
+
+
+class SplitDataModule(pl.LightningDataModule):
+    """Base of the data modules: train/valid/test loaders over `self.ds_train`, `ds_valid`, `ds_test` (set in
+    `setup`), with `batch_size`, `num_workers`, `pin_memory` and `seed` from the hyperparameters and the batches
+    collated by `collator(train)`."""
+
+    ds_train: Optional[Dataset] = None
+    ds_valid: Optional[Dataset] = None
+    ds_test: Optional[Dataset] = None
+
+    def collator(self, train: bool = False) -> Optional[Callable]:
+        """Collates a list of examples into a batch (None: PyTorch's default collation)."""
+        return None
+
+    def _dataloader(self, dataset: Dataset, shuffle: bool, train: bool = False) -> DataLoader:
+        h = self.hparams
+        return dataloader(
+            dataset,
+            batch_size=h.batch_size,
+            shuffle=shuffle,
+            collate_fn=self.collator(train=train),
+            num_workers=h.num_workers,
+            pin_memory=h.pin_memory,
+            seed=h.seed,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._dataloader(self.ds_train, shuffle=True, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._dataloader(self.ds_valid, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        if self.ds_test is None:
+            raise ValueError(f"source={self.hparams.source!r} has no test split")
+        return self._dataloader(self.ds_test, shuffle=False)

@@ -6,16 +6,15 @@ from pathlib import Path
 from typing import Dict, List, Literal, Optional, Union
 
 import datasets
-import lightning.pytorch as pl
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from perceiver.data.audio.midi import MidiTokenizer
 from perceiver.data.common import (
     DEFAULT_DATASET_DIR,
     SPLIT_ALIASES,
+    SplitDataModule,
     cached,
     check_source,
-    dataloader,
     fingerprint,
     source_fingerprint,
     split_off,
@@ -26,7 +25,7 @@ from perceiver.data.text.common import RandomShiftDataset, chunk
 MIDI_EXTENSIONS = (".mid", ".midi")
 
 
-class SymbolicAudioDataModule(pl.LightningDataModule):
+class SymbolicAudioDataModule(SplitDataModule):
     """MIDI files of a local directory, tokenized into event tokens (`MidiTokenizer`, vocabulary of 389), for causal
     (Perceiver AR) training, like the text data modules' `clm` task: the token ids of all files of a split are
     concatenated and split into chunks of `max_seq_len`; batches are `{"input_ids", "attention_mask", "labels"}`
@@ -170,29 +169,6 @@ class SymbolicAudioDataModule(pl.LightningDataModule):
             random_truncation=train and h.random_train_truncation,
             random_min_seq_len=h.random_min_seq_len,
         )
-
-    def _dataloader(self, dataset, shuffle: bool, train: bool = False) -> DataLoader:
-        h = self.hparams
-        return dataloader(
-            dataset,
-            batch_size=h.batch_size,
-            shuffle=shuffle,
-            collate_fn=self.collator(train=train),
-            num_workers=h.num_workers,
-            pin_memory=h.pin_memory,
-            seed=h.seed,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._dataloader(self.ds_train, shuffle=True, train=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._dataloader(self.ds_valid, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        if self.ds_test is None:
-            raise ValueError(f"source={self.hparams.source!r} has no test MIDI files")
-        return self._dataloader(self.ds_test, shuffle=False)
 
 
 def tokenize_and_chunk_midi(batch: Dict[str, list], block_len: int) -> Dict[str, List[List[int]]]:

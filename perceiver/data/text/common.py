@@ -7,15 +7,14 @@ from pathlib import Path
 from typing import Dict, List, Literal, Optional, Union
 
 import datasets
-import lightning.pytorch as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from perceiver.data.common import (
     DEFAULT_DATASET_DIR,
+    SplitDataModule,
     cached,
     check_source,
-    dataloader,
     fingerprint,
     load_source,
     source_fingerprint,
@@ -41,7 +40,7 @@ TASKS = ("mlm", "clm", "clf")
 _MAP_BATCH_SIZE = 1000
 
 
-class TextDataModule(pl.LightningDataModule):
+class TextDataModule(SplitDataModule):
     """Text data for one of three tasks, from a 🤗 hub dataset or local files, tokenized once and cached.
 
     - `mlm` (masked language modeling): texts are tokenized, concatenated and split into chunks of `max_seq_len`
@@ -333,29 +332,6 @@ class TextDataModule(pl.LightningDataModule):
                 random_min_seq_len=h.random_min_seq_len,
             )
         return ClassificationCollator(self.tokenizer.pad_token_id, padding_side=self.tokenizer.padding_side)
-
-    def _dataloader(self, dataset, shuffle: bool, train: bool = False) -> DataLoader:
-        h = self.hparams
-        return dataloader(
-            dataset,
-            batch_size=h.batch_size,
-            shuffle=shuffle,
-            collate_fn=self.collator(train=train),
-            num_workers=h.num_workers,
-            pin_memory=h.pin_memory,
-            seed=h.seed,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._dataloader(self.ds_train, shuffle=True, train=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._dataloader(self.ds_valid, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        if self.ds_test is None:
-            raise ValueError(f"source={self.hparams.source!r} has no test split")
-        return self._dataloader(self.ds_test, shuffle=False)
 
     def _require_task(self, task: str, name: str) -> None:
         if self.hparams.task != task:

@@ -5,11 +5,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 import datasets
-import lightning.pytorch as pl
 import torch
-from torch.utils.data import DataLoader
 
-from perceiver.data.common import DEFAULT_DATASET_DIR, check_source, dataloader, load_source, split_off
+from perceiver.data.common import DEFAULT_DATASET_DIR, SplitDataModule, check_source, load_source, split_off
 from perceiver.model.vision.image_classifier import PerceiverImageClassifierInputProcessor
 
 
@@ -27,7 +25,7 @@ class ImageTransform:
         return {"pixel_values": pixel_values, "labels": torch.as_tensor(batch[self.label_column], dtype=torch.long)}
 
 
-class ImageDataModule(pl.LightningDataModule):
+class ImageDataModule(SplitDataModule):
     """Image classification data from a 🤗 hub dataset or a local image folder (`train/<class>/*.png`, ...), with
     batches `{"pixel_values", "labels"}` of channels-last float images `(b, h, w, c)` and integer labels.
 
@@ -138,28 +136,6 @@ class ImageDataModule(pl.LightningDataModule):
         self.ds_train = splits["train"].with_transform(transform)
         self.ds_valid = splits["valid"].with_transform(transform)
         self.ds_test = splits["test"].with_transform(transform) if "test" in splits else None
-
-    def _dataloader(self, dataset, shuffle: bool) -> DataLoader:
-        h = self.hparams
-        return dataloader(
-            dataset,
-            batch_size=h.batch_size,
-            shuffle=shuffle,
-            num_workers=h.num_workers,
-            pin_memory=h.pin_memory,
-            seed=h.seed,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._dataloader(self.ds_train, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._dataloader(self.ds_valid, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        if self.ds_test is None:
-            raise ValueError(f"source={self.hparams.source!r} has no test split")
-        return self._dataloader(self.ds_test, shuffle=False)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         # augments on the training device, batch-wise (kornia works on channels-first images)
