@@ -17,6 +17,15 @@ def fixtures_dir() -> Path:
     return FIXTURES
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny models: thread synchronization costs more than it saves, worst on a CPU shared with other processes."""
+    num_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(num_threads)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

@@ -1,7 +1,6 @@
 """Image classifier: 0.11 compatibility, conversion from transformers, 🤗 / Lightning wrappers, processor, pipeline."""
 
 import json
-from pathlib import Path
 
 import lightning.pytorch as pl
 import numpy as np
@@ -17,17 +16,11 @@ from transformers import AutoImageProcessor, AutoModelForImageClassification, pi
 from transformers.models.perceiver.image_processing_pil_perceiver import PerceiverImageProcessorPil
 
 from perceiver.model.vision import image_classifier as ic
+from tests.conftest import FIXTURES
 
-FIXTURE = Path(__file__).parents[1] / ".." / "shared" / "fixtures" / "perceiver-io-0.11" / "img_clf"
+FIXTURE = FIXTURES / "img_clf"
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny models: thread synchronization costs more than it saves, worst on a CPU shared with other processes
-    num_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(num_threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_config(num_classes: int = 10, image_shape=(8, 8, 1), init_scale: float = 0.02, **encoder_kwargs):

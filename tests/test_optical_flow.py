@@ -1,7 +1,6 @@
 """Optical flow: 0.11 compatibility, conversion from transformers, pipeline (patches, tiling, rendering), video."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,17 +12,11 @@ from safetensors.torch import load_file
 from transformers import pipeline
 
 from perceiver.model.vision import optical_flow as of
+from tests.conftest import FIXTURES
 
-FIXTURE = Path(__file__).parents[1] / ".." / "shared" / "fixtures" / "perceiver-io-0.11" / "optical_flow"
+FIXTURE = FIXTURES / "optical_flow"
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny models: thread synchronization costs more than it saves, worst on a CPU shared with other processes
-    num_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(num_threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_model(image_shape=(8, 12)) -> of.OpticalFlowPerceiver:
