@@ -266,6 +266,11 @@ class SplitDataModule(pl.LightningDataModule):
     ds_valid: Optional[Dataset] = None
     ds_test: Optional[Dataset] = None
 
+    @property
+    def dataset_dir(self) -> Path:
+        """Where downloads and preprocessed data are cached (hyperparameter `dataset_dir`)."""
+        return Path(os.path.expanduser(self.hparams.dataset_dir))
+
     def collator(self, train: bool = False) -> Optional[Callable]:
         """Collates a list of examples into a batch (None: PyTorch's default collation)."""
         return None

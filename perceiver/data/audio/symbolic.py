@@ -102,7 +102,7 @@ class SymbolicAudioDataModule(SplitDataModule):
             valid_size=h.valid_size,
             seed=h.seed,
         )
-        return Path(os.path.expanduser(h.dataset_dir)) / "preproc" / f"{type(self).__name__}-{key}"
+        return self.dataset_dir / "preproc" / f"{type(self).__name__}-{key}"
 
     def midi_files(self) -> Dict[str, List[str]]:
         """The MIDI files of each split found in `source` (train, and valid and test where present)."""

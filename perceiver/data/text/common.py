@@ -176,10 +176,6 @@ class TextDataModule(SplitDataModule):
     # ---- preprocessing ----
 
     @property
-    def dataset_dir(self) -> Path:
-        return Path(os.path.expanduser(self.hparams.dataset_dir))
-
-    @property
     def preproc_dir(self) -> Path:
         """Where the preprocessed dataset of this configuration is saved."""
         h = self.hparams

@@ -1,7 +1,5 @@
 """The base of the image classification data modules."""
 
-import os
-from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 import datasets
@@ -95,10 +93,6 @@ class ImageDataModule(SplitDataModule):
     @property
     def id2label(self) -> Dict[int, str]:
         return dict(enumerate(self.class_names))
-
-    @property
-    def dataset_dir(self) -> Path:
-        return Path(os.path.expanduser(self.hparams.dataset_dir))
 
     def load_source(self) -> datasets.DatasetDict:
         h = self.hparams

@@ -40,6 +40,11 @@ def maybe_checkpoint(
     return checkpoint(fn, *args, use_reentrant=False, **kwargs)
 
 
+def pad_mask_from(attention_mask: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+    """The padding mask (True = padding) of a 🤗-style `attention_mask` (1 = token, 0 = padding), or None."""
+    return None if attention_mask is None else ~attention_mask.bool()
+
+
 def check_token_ids(name: str, input_ids: torch.Tensor, vocab_size: int) -> None:
     """Raises a ValueError naming `name` if any token id lies outside `[0, vocab_size)`."""
     if input_ids.dtype.is_floating_point or input_ids.dtype == torch.bool:

@@ -1,4 +1,4 @@
-"""Reading saved weights without transformers: this library's 🤗 model directories and Lightning checkpoints."""
+"""Reading this library's saved 🤗 model weights (directory, safetensors file or hub id) without transformers."""
 
 import os
 from pathlib import Path

@@ -15,6 +15,7 @@ from perceiver.model.core.huggingface import (
     load_tokenizer,
     register_auto_class,
 )
+from perceiver.model.core.utils import pad_mask_from
 from perceiver.model.text.classifier.backend import TextClassifier, TextClassifierConfig
 
 
@@ -38,7 +39,7 @@ class PerceiverTextClassifier(PerceiverBackendModel):
         return_dict: Optional[bool] = None,
         **kwargs,
     ) -> SequenceClassifierOutput:
-        pad_mask = None if attention_mask is None else ~attention_mask.bool()
+        pad_mask = pad_mask_from(attention_mask)
         logits = self.backend_model(input_ids, pad_mask=pad_mask)
         loss = None if labels is None else F.cross_entropy(logits, labels)
         return SequenceClassifierOutput(loss=loss, logits=logits)

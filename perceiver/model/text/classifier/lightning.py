@@ -6,6 +6,7 @@ import torch
 
 from perceiver.model.core import ClassificationDecoderConfig
 from perceiver.model.core.lightning import LitClassifier
+from perceiver.model.core.utils import pad_mask_from
 from perceiver.model.text.classifier.backend import TextClassifier, TextClassifierConfig
 from perceiver.model.text.common import TextEncoderConfig
 
@@ -32,5 +33,5 @@ class LitTextClassifier(LitClassifier):
         return self.backend_model(input_ids, pad_mask=pad_mask)
 
     def classify(self, batch: dict) -> Tuple[torch.Tensor, torch.Tensor]:
-        pad_mask = None if batch.get("attention_mask") is None else ~batch["attention_mask"].bool()
+        pad_mask = pad_mask_from(batch.get("attention_mask"))
         return self(batch["input_ids"], pad_mask), batch["labels"]

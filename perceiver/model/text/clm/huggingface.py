@@ -22,7 +22,7 @@ from perceiver.model.core.huggingface import (
 )
 from perceiver.model.core.loss import token_cross_entropy
 from perceiver.model.core.perceiver_ar import CausalSequenceModel, check_latents, latent_targets
-from perceiver.model.core.utils import check_token_ids
+from perceiver.model.core.utils import check_token_ids, pad_mask_from
 from perceiver.model.text.clm.backend import CausalLanguageModel, CausalLanguageModelConfig
 
 
@@ -123,7 +123,7 @@ class PerceiverCausalSequenceModel(PerceiverBackendModel, GenerationMixin):
         n_cached = 0 if cache is None else cache.get_seq_length()
         if prefix_len is None:
             prefix_len = 0 if n_cached > 0 else max(0, input_ids.shape[1] - self.backend_model.max_latents)
-        pad_mask = None if attention_mask is None else ~attention_mask.bool()
+        pad_mask = pad_mask_from(attention_mask)
         kv_cache = None if cache is None else cache.kv_cache
         logits = self.backend_model(input_ids, prefix_len=prefix_len, pad_mask=pad_mask, kv_cache=kv_cache)
         loss = None

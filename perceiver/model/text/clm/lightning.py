@@ -8,6 +8,7 @@ import torch
 from perceiver.model.core.lightning import LitModel
 from perceiver.model.core.loss import IGNORE_INDEX, token_cross_entropy
 from perceiver.model.core.perceiver_ar import CausalSequenceModel, CausalSequenceModelConfig, latent_targets
+from perceiver.model.core.utils import pad_mask_from
 from perceiver.model.text.clm.backend import CausalLanguageModel, CausalLanguageModelConfig
 
 logger = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ class LitCausalSequenceModel(LitModel):
     def _step(self, batch: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
         input_ids = batch["input_ids"]
         attention_mask = batch.get("attention_mask")
-        pad_mask = None if attention_mask is None else ~attention_mask.bool()
+        pad_mask = pad_mask_from(attention_mask)
         labels = batch.get("labels")
         if labels is None:
             labels = input_ids if pad_mask is None else input_ids.masked_fill(pad_mask, IGNORE_INDEX)

@@ -23,6 +23,7 @@ from perceiver.model.core.huggingface import (
     register_auto_class,
 )
 from perceiver.model.core.loss import token_cross_entropy
+from perceiver.model.core.utils import pad_mask_from
 from perceiver.model.text.common import TextEncoderConfig
 from perceiver.model.text.mlm.backend import MaskedLanguageModel, MaskedLanguageModelConfig, TextDecoderConfig
 
@@ -49,7 +50,7 @@ class PerceiverMaskedLanguageModel(PerceiverBackendModel):
         return_dict: Optional[bool] = None,
         **kwargs,
     ) -> MaskedLMOutput:
-        pad_mask = None if attention_mask is None else ~attention_mask.bool()
+        pad_mask = pad_mask_from(attention_mask)
         logits = self.backend_model(input_ids, pad_mask=pad_mask)
         loss = None if labels is None else token_cross_entropy(logits, labels)
         return MaskedLMOutput(loss=loss, logits=logits)

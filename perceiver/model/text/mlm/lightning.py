@@ -7,6 +7,7 @@ import torch
 
 from perceiver.model.core.lightning import LitModel
 from perceiver.model.core.loss import token_cross_entropy
+from perceiver.model.core.utils import pad_mask_from
 from perceiver.model.text.common import TextEncoderConfig
 from perceiver.model.text.mlm.backend import MaskedLanguageModel, MaskedLanguageModelConfig, TextDecoderConfig
 
@@ -45,7 +46,7 @@ class LitMaskedLanguageModel(LitModel):
         return self.backend_model(input_ids, pad_mask=pad_mask)
 
     def _step(self, batch) -> torch.Tensor:
-        pad_mask = None if batch.get("attention_mask") is None else ~batch["attention_mask"].bool()
+        pad_mask = pad_mask_from(batch.get("attention_mask"))
         logits = self(batch["input_ids"], pad_mask)
         return token_cross_entropy(logits, batch["labels"])
 
@@ -89,7 +90,7 @@ class LitMaskedLanguageModel(LitModel):
     def predict_masked(self, texts: List[str], tokenizer) -> List[List[List[str]]]:
         """The top `num_predictions` tokens for each mask token in each of `texts`."""
         encoding = tokenizer(texts, padding=True, return_tensors="pt").to(self.device)
-        logits = self(encoding["input_ids"], ~encoding["attention_mask"].bool())
+        logits = self(encoding["input_ids"], pad_mask_from(encoding["attention_mask"]))
         top = logits.topk(self.hparams.num_predictions, dim=-1).indices
         results = []
         for ids, top_ids in zip(encoding["input_ids"], top):
