@@ -10,7 +10,7 @@ from PIL import Image
 from sklearn.datasets import load_digits
 
 from perceiver.data.vision import DigitsDataModule, ImageNetDataModule, MNISTDataModule
-from perceiver.model.vision.image_classifier import PerceiverImageClassifierInputProcessor
+from perceiver.processing.image import PerceiverImageClassifierInputProcessor
 
 
 def digit_images():
@@ -88,6 +88,24 @@ def test_mnist_from_local_image_folder(tmp_path):
     # MNIST normalization: black background at (0 - mean) / std
     assert batch["pixel_values"].min().item() == pytest.approx(-0.1307 / 0.3081, abs=1e-5)
     assert int(batch["labels"][0]) == int(dm.splits()["test"][0]["label"])
+
+
+def test_mnist_resizes_color_images_of_any_size(tmp_path):
+    """Grayscale conversion (PIL, 8 bit) comes before resizing, so every pixel value and image size works."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(20, 32, 30, 3), dtype=np.uint8)  # all values, color, not 28x28
+    write_image_folder(tmp_path / "mnist" / "train", images[:16], [i % 10 for i in range(16)], mode="RGB")
+    write_image_folder(tmp_path / "mnist" / "test", images[16:], [0, 1, 2, 3], mode="RGB")
+    dm = MNISTDataModule(
+        source=str(tmp_path / "mnist"), valid_size=4, batch_size=4, num_workers=0, dataset_dir=str(tmp_path / "d")
+    )
+    dm.setup()
+    batch = next(iter(dm.test_dataloader()))
+    assert batch["pixel_values"].shape == (4, 28, 28, 1)
+    image = dm.splits()["test"][0]["image"]
+    luma = np.asarray(image.convert("L").resize((28, 28), Image.BICUBIC), dtype=np.float32) / 255
+    expected = torch.from_numpy((luma - 0.1307) / 0.3081)
+    torch.testing.assert_close(batch["pixel_values"][0, ..., 0], expected, atol=1e-5, rtol=0)
 
 
 def test_imagenet_from_local_image_folder(tmp_path):

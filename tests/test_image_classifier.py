@@ -226,6 +226,26 @@ def test_image_processor_grayscale():
     assert np.abs(ours.numpy() - luma).max() <= 2 / 255  # PIL rounds to integers
 
 
+def test_image_processor_grayscale_before_resize_for_every_input_type():
+    rgb = np.random.default_rng(3).integers(0, 256, (16, 12, 3), dtype=np.uint8)
+    image = Image.fromarray(rgb)
+    kwargs = dict(do_center_crop=False, size={"height": 8, "width": 8}, image_mean=0.5, image_std=0.5)
+    processor = ic.PerceiverImageClassifierInputProcessor(single_channel=True, **kwargs)
+    # reference: PIL's 8-bit luma, then transformers' own processor (all three channels equal)
+    reference = PerceiverImageProcessorPil(**kwargs)(image.convert("L").convert("RGB"), return_tensors="pt")
+    expected = reference["pixel_values"][:, :1].permute(0, 2, 3, 1)
+    luma = np.asarray(image.convert("L"))
+    inputs = [image, [image], rgb, torch.from_numpy(rgb).permute(2, 0, 1), rgb.astype(np.float32) / 255]
+    inputs += [luma, luma[..., None], image.convert("L"), image.convert("RGBA")]
+    for x in inputs:
+        assert torch.equal(processor(x, return_tensors="pt")["pixel_values"], expected)
+    batch = processor(np.stack([rgb, rgb]), return_tensors="pt")["pixel_values"]
+    assert torch.equal(batch, expected.expand(2, -1, -1, -1))
+    # per-call override of the processor's settings
+    channels_first = processor(image, channels_last=False, return_tensors="pt")["pixel_values"]
+    assert torch.equal(channels_first, expected.permute(0, 3, 1, 2))
+
+
 def test_image_classification_pipeline_labels(tmp_path):
     id2label = {i: f"digit {i}" for i in range(10)}
     model = ic.PerceiverImageClassifier(ic.PerceiverImageClassifierConfig(tiny_config(), id2label=id2label))
@@ -237,7 +257,10 @@ def test_image_classification_pipeline_labels(tmp_path):
 
     classifier = pipeline("image-classification", model=str(tmp_path))
     x, _ = digits(normalize=False)
-    images = [Image.fromarray((x[i, ..., 0].numpy() * 255).astype(np.uint8)) for i in range(3)]
+    # color images of another size: the pipeline converts, resizes and normalizes them like the processor
+    images = [
+        Image.fromarray((x[i, ..., 0].numpy() * 255).astype(np.uint8)).convert("RGB").resize((13, 11)) for i in range(3)
+    ]
     results = classifier(images, top_k=10)
     assert len(results) == 3
     for image, result in zip(images, results):

@@ -6,7 +6,7 @@ import datasets
 import torch
 
 from perceiver.data.common import DEFAULT_DATASET_DIR, SplitDataModule, check_source, load_source, split_off
-from perceiver.model.vision.image_classifier import PerceiverImageClassifierInputProcessor
+from perceiver.processing.image import PerceiverImageClassifierInputProcessor
 
 
 class ImageTransform:

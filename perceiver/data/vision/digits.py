@@ -7,7 +7,7 @@ import numpy as np
 
 from perceiver.data.common import split_off
 from perceiver.data.vision.common import ImageDataModule, kornia_augmentation
-from perceiver.model.vision.image_classifier import PerceiverImageClassifierInputProcessor
+from perceiver.processing.image import PerceiverImageClassifierInputProcessor
 
 
 class DigitsDataModule(ImageDataModule):

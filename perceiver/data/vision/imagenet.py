@@ -5,7 +5,7 @@ from typing import Optional, Tuple
 import datasets
 
 from perceiver.data.vision.common import ImageDataModule, kornia_augmentation
-from perceiver.model.vision.image_classifier import PerceiverImageClassifierInputProcessor
+from perceiver.processing.image import PerceiverImageClassifierInputProcessor
 
 
 class ImageNetDataModule(ImageDataModule):

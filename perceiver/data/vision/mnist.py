@@ -3,7 +3,7 @@
 from typing import Optional, Union
 
 from perceiver.data.vision.common import ImageDataModule, kornia_augmentation
-from perceiver.model.vision.image_classifier import PerceiverImageClassifierInputProcessor
+from perceiver.processing.image import PerceiverImageClassifierInputProcessor
 
 
 class MNISTDataModule(ImageDataModule):

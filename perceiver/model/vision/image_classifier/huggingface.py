@@ -6,13 +6,9 @@ import os
 from dataclasses import fields
 from typing import Any, Dict, Optional, Tuple, Union
 
-import numpy as np
 import torch
 from transformers import AutoImageProcessor, AutoModelForImageClassification
-from transformers.image_processing_utils import BatchFeature
 from transformers.modeling_outputs import ImageClassifierOutput
-from transformers.models.perceiver.image_processing_pil_perceiver import PerceiverImageProcessorPil
-from transformers.processing_utils import ImagesKwargs
 
 from perceiver.model.core.convert import copy_cross_attention_layer, copy_self_attention_layer, load_source_model
 from perceiver.model.core.huggingface import (
@@ -29,6 +25,7 @@ from perceiver.model.vision.image_classifier.backend import (
     ImageClassifierConfig,
     ImageEncoderConfig,
 )
+from perceiver.processing.image import PerceiverImageClassifierInputProcessor
 
 logger = logging.getLogger(__name__)
 
@@ -63,46 +60,6 @@ class PerceiverImageClassifierConfig(PerceiverBackendConfig):
                 del encoder[name]
         output["model_config"] = {**output["model_config"], "encoder": encoder}
         return output
-
-
-class PerceiverImageClassifierInputProcessorKwargs(ImagesKwargs, total=False):
-    channels_last: bool
-    single_channel: bool
-
-
-class PerceiverImageClassifierInputProcessor(PerceiverImageProcessorPil):
-    """DeepMind's Perceiver image preprocessing (center crop, resize, rescale, normalize; see
-    `transformers.PerceiverImageProcessor`) producing channels-last `pixel_values` `(b, h, w, c)`.
-
-    :param channels_last: output `(b, h, w, c)` (the image classifier's layout) instead of `(b, c, h, w)`.
-    :param single_channel: convert images to grayscale (ITU-R 601-2 luma, as PIL's mode "L"), one channel.
-
-    The class name is the one perceiver-io 0.11 saved in `preprocessor_config.json`.
-    """
-
-    valid_kwargs = PerceiverImageClassifierInputProcessorKwargs
-    channels_last = True
-    single_channel = False
-
-    def process_image(self, image, *args, single_channel: Optional[bool] = None, **kwargs) -> np.ndarray:
-        if single_channel:
-            # RGB conversion first so that palette, RGBA and grayscale inputs all become 3-channel arrays
-            kwargs["do_convert_rgb"] = True
-        image = super().process_image(image, *args, **kwargs)  # channels first
-        if single_channel and image.shape[0] != 1:
-            luma = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-            image = np.tensordot(luma, image[:3].astype(np.float32), axes=1)[None]
-        return image
-
-    def _preprocess(
-        self, images, *args, return_tensors=None, channels_last: Optional[bool] = None, **kwargs
-    ) -> BatchFeature:
-        kwargs.pop("single_channel", None)
-        output = super()._preprocess(images, *args, return_tensors=None, **kwargs)
-        pixel_values = output["pixel_values"]
-        if channels_last:
-            pixel_values = [np.moveaxis(image, 0, -1) for image in pixel_values]
-        return BatchFeature(data={"pixel_values": pixel_values}, tensor_type=return_tensors)
 
 
 class PerceiverImageClassifier(PerceiverBackendModel):
