@@ -9,7 +9,7 @@ PYTHON ?= python3
 VENV ?= .venv
 TORCH ?= torch==2.13.0
 TORCH_LOWER ?= torch==2.6.0
-PYTHON_LOWER ?= python3.10
+PYTHON_LOWER ?= python3.11
 EXTRAS ?= all
 CONSTRAINTS ?= requirements/constraints.txt
 PY := $(VENV)/bin/python
