@@ -6,7 +6,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import torch
 from transformers import Pipeline
 
-from perceiver.data.audio.midi import MidiTokenizer
+from perceiver.processing.midi import MidiTokenizer
 
 Prompt = Union["pretty_midi.PrettyMIDI", str, os.PathLike, Sequence[int], torch.Tensor]  # noqa: F821
 
