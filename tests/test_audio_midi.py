@@ -184,6 +184,10 @@ def test_decode_where_0_11_loses_notes():
     assert notes(decode_midi(ids)) == [(45, 90, 60, 1), (90, 135, 60, 16), (135, 136, 60, 16), (135, 136, 61, 16)]
     with pytest.raises(ValueError, match="out of range"):
         decode_midi([VOCAB_SIZE])
+    # a continuation decoded on its own can start with the velocity of its prompt
+    assert notes(MidiTokenizer().decode([60, 300, 188], initial_velocity_bin=20)) == [(0, 45, 60, 80)]
+    with pytest.raises(ValueError, match="initial_velocity_bin=32"):
+        MidiTokenizer().decode([60], initial_velocity_bin=32)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
