@@ -82,7 +82,7 @@ def load_midi(path: Union[str, os.PathLike]) -> "pretty_midi.PrettyMIDI":
             warnings.filterwarnings("ignore", message="Tempo, Key or Time signature")
             return _pretty_midi().PrettyMIDI(path)
     except Exception as e:  # noqa: BLE001 - mido/pretty_midi raise OSError, EOFError, KeyError, ValueError, ...
-        problem = str(e) or type(e).__name__
+        problem = str(e) or ("the file ends early (truncated)" if isinstance(e, EOFError) else "no details")
         raise MidiFileError(f"MIDI file {path!r} can not be read ({type(e).__name__}: {problem})") from e
 
 
