@@ -8,7 +8,7 @@ EXTRAS ?= all
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(EXTRAS)
 
-.PHONY: install demo demo-clm demo-convert test lint format clean
+.PHONY: install demo demo-clm demo-convert demo-audio test lint format clean
 
 install: $(STAMP)
 
@@ -27,6 +27,9 @@ demo-clm: install
 
 demo-convert: install
 	$(PY) -m perceiver.demos.convert_mlm
+
+demo-audio: install
+	$(PY) -m perceiver.demos.symbolic_audio
 
 test: install
 	$(PY) -m pytest -q
