@@ -21,11 +21,18 @@ def test_synthesized_performances_are_scales_in_one_key():
 
 
 @pytest.mark.slow
-def test_demo_runs_reduced(tmp_path, capsys):
+def test_demo_runs_reduced(tmp_path, capsys, one_thread):
     from perceiver.demos import symbolic_audio
 
     result = symbolic_audio.main(
-        tmp_path, max_steps=2, num_train=12, num_valid=2, batch_size=4, max_new_tokens=48, max_time="00:00:02:00"
+        tmp_path,
+        max_steps=2,
+        num_train=12,
+        num_valid=2,
+        batch_size=4,
+        max_new_tokens=48,
+        max_time="00:00:02:00",
+        in_process=True,
     )
     output = capsys.readouterr().out
     assert "of them in the prompt's key" in output and 0.0 <= result["in_key"] <= 1.0

@@ -11,12 +11,15 @@ untrained model, close to all once it has learned.
 """
 
 import argparse
+import os
 import random
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Dict, List
 
-from perceiver.demos.common import latest_run_dir, run_script
+from perceiver.demos.common import latest_run_dir
 
 MAJOR = (0, 2, 4, 5, 7, 9, 11)
 MINOR = (0, 2, 3, 5, 7, 8, 10)
@@ -76,6 +79,20 @@ def opening(midi: "pretty_midi.PrettyMIDI", num_notes: int) -> "pretty_midi.Pret
     return prompt
 
 
+def train_in_process(args: List[str], cwd: Path) -> None:
+    import torch
+
+    from perceiver.scripts.audio.symbolic import main as train
+
+    previous_dir = os.getcwd()
+    torch.set_num_threads(1)
+    os.chdir(cwd)
+    try:
+        train(args)
+    finally:
+        os.chdir(previous_dir)
+
+
 def main(
     output_dir: Path,
     max_steps: int = 600,
@@ -84,8 +101,10 @@ def main(
     num_valid: int = 8,
     batch_size: int = 16,
     max_new_tokens: int = 384,
+    in_process: bool = False,
 ) -> Dict[str, object]:
-    """Runs the demo in `output_dir`; returns the output files and the fraction of generated notes in key."""
+    """Runs the demo in `output_dir`; returns the output files and the fraction of generated notes in key.
+    `in_process`: train in this process rather than by running the script (quicker to start, for tests)."""
     import pretty_midi
     import torch
     from transformers import pipeline
@@ -125,13 +144,21 @@ def main(
         "--trainer.log_every_n_steps=10",
         "--trainer.enable_progress_bar=false",
     ]
-    run_script("perceiver.scripts.audio.symbolic", args, output_dir)
+    print("$ python -m perceiver.scripts.audio.symbolic " + " ".join(args), flush=True)
+    if in_process:
+        train_in_process(args, output_dir)
+    else:
+        # one thread: for a model this small, thread synchronization costs more than it saves
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        command = [sys.executable, "-m", "perceiver.scripts.audio.symbolic", *args]
+        subprocess.run(command, cwd=output_dir, env=env, check=True)
     checkpoint = latest_run_dir(output_dir / "logs" / "symbolic") / "checkpoints" / "last.ckpt"
     model_dir = output_dir / "scales-perceiver-ar"
     symbolic.convert_checkpoint(model_dir, checkpoint)
     print(f"3. converted {checkpoint} into a 🤗 model directory: {model_dir}")
 
     torch.manual_seed(0)
+    torch.set_num_threads(1)  # generating with a tiny model: one thread is fastest
     generator = pipeline("symbolic-audio-generation", model=str(model_dir))
     held_out = pretty_midi.PrettyMIDI(str(files["valid"][0]))
     prompt = opening(held_out, num_notes=20)

@@ -38,22 +38,24 @@ def synthesize(midi: "pretty_midi.PrettyMIDI", sample_rate: int = DEFAULT_SAMPLE
     rng = np.random.default_rng(0)
     for instrument in midi.instruments:
         for note in instrument.notes:
-            duration = max(note.end - note.start, 1.0 / sample_rate)
+            f0 = pitch_frequency(note.pitch)
+            decay = 0.06 if instrument.is_drum else 0.4 + 400.0 / f0  # about 2 s for low, 0.5 s for high notes
+            # a held note is inaudible after 8 decay times (-70 dB): no need to compute it further
+            duration = min(max(note.end - note.start, 1.0 / sample_rate), 8 * decay)
             first = int(round(note.start * sample_rate))
             n = min(int((duration + RELEASE_SECONDS) * sample_rate), len(out) - first)
             if n <= 0:
                 continue
             t = np.arange(n) / sample_rate
             if instrument.is_drum:
-                sound = rng.standard_normal(n) * np.exp(-t / 0.06)
+                sound = rng.standard_normal(n)
             else:
-                f0 = pitch_frequency(note.pitch)
                 sound = sum(
                     a * np.sin(2 * np.pi * k * f0 * t)
                     for k, a in enumerate(HARMONICS, start=1)
                     if k * f0 < sample_rate / 2
                 )
-                sound = sound * np.exp(-t / (0.4 + 400.0 / f0))  # decay: about 2 s for low, 0.5 s for high notes
+            sound = sound * np.exp(-t / decay)
             envelope = np.clip(t / ATTACK_SECONDS, 0.0, 1.0)
             envelope *= np.clip((duration + RELEASE_SECONDS - t) / RELEASE_SECONDS, 0.0, 1.0)
             out[first : first + n] += (note.velocity / 127.0) * envelope * sound
