@@ -7,6 +7,7 @@ import random
 import warnings
 from pathlib import Path
 
+import mido
 import pretty_midi
 import pytest
 
@@ -210,6 +211,16 @@ def test_bounded_encoding_and_unreadable_files(tmp_path):
     performance([(0.0, 0.1, 60, 64), (30.0, 30.1, 60, 64)]).write(str(path))
     with pytest.raises(MidiFileError, match="pause.mid.*max_tokens=20"):
         MidiTokenizer(max_tokens=20).encode(path)
+    # a tiny file whose one pause lasts 23 days (one tick per beat, one second per beat): no list of 2 million ids
+    tiny = mido.MidiFile(ticks_per_beat=1)
+    tiny.tracks.append(mido.MidiTrack([
+        mido.MetaMessage("set_tempo", tempo=1_000_000, time=0), mido.Message("note_on", note=60, velocity=64, time=0),
+        mido.Message("note_off", note=60, velocity=0, time=2_000_000),
+    ]))  # fmt: skip
+    tiny.save(str(tmp_path / "tiny.mid"))
+    assert (tmp_path / "tiny.mid").stat().st_size < 60
+    with pytest.raises(MidiFileError, match=r"tiny.mid' encodes into more than max_tokens=1000000 .*2000000\.00 s"):
+        MidiTokenizer().encode(tmp_path / "tiny.mid")
     with pytest.raises(ValueError, match="max_tokens=0"):
         MidiTokenizer(max_tokens=0)
     with pytest.raises(ValueError, match="encoding='0.12'"):
@@ -241,3 +252,44 @@ def test_0_11_module_path(tmp_path):
         expected["decoded"][k] for k in ("program", "is_drum", "name")
     )
     assert notes(pretty_midi.PrettyMIDI(str(tmp_path / "out.mid"))) == notes(decoded)
+
+
+def random_performance(seed: int) -> pretty_midi.PrettyMIDI:
+    """Off-grid times, chords, zero-length notes, drums, several instruments, velocities 0-127, long pauses."""
+    rng = random.Random(seed)
+    midi = pretty_midi.PrettyMIDI()
+    for k in range(rng.randint(1, 3)):
+        instrument = pretty_midi.Instrument(program=k, is_drum=k == 2)
+        time = 0.0
+        for _ in range(rng.randint(1, 40)):
+            time += rng.choice([0.0, 0.0, 0.004, 0.005, 0.0149, 0.125, 0.3333, 2.505])
+            duration = rng.choice([0.0, 0.003, 0.2, 1.5])
+            velocity = rng.choice([0, 1, 4, 127, rng.randint(0, 127)])
+            instrument.notes.append(pretty_midi.Note(velocity, rng.randint(30, 90), time, time + duration))
+        midi.instruments.append(instrument)
+    return midi
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_performances_follow_0_11_rules(seed):
+    midi = random_performance(seed)
+    ids = encode_quietly(midi)
+    all_notes = sorted((n for i in midi.instruments for n in i.notes), key=lambda n: n.start)
+    events = sorted(
+        [(n.start, 2 * rank, n) for rank, n in enumerate(all_notes)]
+        + [(n.end, 2 * rank + 1, n) for rank, n in enumerate(all_notes)],
+        key=lambda e: e[:2],
+    )
+    # one note-on and one note-off per note, in the event order of float time, then note order
+    assert [i for i in ids if i < 256] == [(OFF if position % 2 else ON) + n.pitch for _, position, n in events]
+    # the time shifts add up each gap rounded on its own
+    times = [0.0] + [time for time, _, _ in events]
+    assert sum(i - SHIFT for i in ids if 256 <= i < 356) == sum(
+        int(round((b - a) * 100)) for a, b in zip(times, times[1:])
+    )
+    # the corrected encoding: the same events, the absolute grid, and a velocity id exactly where the bin changes
+    corrected = encode_quietly(midi, encoding="corrected")
+    assert [i for i in corrected if i < 256] == [i for i in ids if i < 256]
+    assert sum(i - SHIFT for i in corrected if 256 <= i < 356) == round(times[-1] * 100)
+    bins = [n.velocity // 4 for _, position, n in events if position % 2 == 0]
+    assert [i - VEL for i in corrected if i >= 356] == [b for k, b in enumerate(bins) if k == 0 or b != bins[k - 1]]
