@@ -108,6 +108,8 @@ def test_velocity_ids_follow_0_11():
     ]  # fmt: skip
     with pytest.raises(ValueError, match="velocity 128"):
         MidiTokenizer().encode(performance([(0.0, 0.1, 60, 128)]))
+    with pytest.raises(ValueError, match="start=-0.5"):
+        MidiTokenizer().encode(performance([(-0.5, 0.1, 60, 64)]))
 
 
 def test_each_gap_is_rounded_on_its_own():

@@ -183,16 +183,16 @@ class MidiTokenizer:
             if is_off:
                 ids.append(NOTE_OFF_OFFSET + note.pitch)
                 prev_velocity = None
-                continue
-            velocity_bin = note.velocity // VELOCITY_BIN_SIZE
-            if corrected:
-                if velocity_bin != last_bin:
+            else:
+                velocity_bin = note.velocity // VELOCITY_BIN_SIZE
+                if corrected:
+                    if velocity_bin != last_bin:
+                        ids.append(VELOCITY_OFFSET + velocity_bin)
+                        last_bin = velocity_bin
+                elif velocity_bin != prev_velocity:
                     ids.append(VELOCITY_OFFSET + velocity_bin)
-                    last_bin = velocity_bin
-            elif velocity_bin != prev_velocity:
-                ids.append(VELOCITY_OFFSET + velocity_bin)
-            prev_velocity = note.velocity
-            ids.append(NOTE_ON_OFFSET + note.pitch)
+                prev_velocity = note.velocity
+                ids.append(NOTE_ON_OFFSET + note.pitch)
             if limit is not None and len(ids) > limit:
                 raise MidiFileError(
                     f"{source} encodes into more than max_tokens={limit} ids; raise max_tokens or pass "
@@ -266,6 +266,8 @@ def _copy_note(note) -> _Note:
         raise ValueError(f"note pitch {note.pitch} out of range [0, {NUM_PITCHES})")
     if not 0 <= note.velocity < NUM_PITCHES:
         raise ValueError(f"note velocity {note.velocity} out of range [0, 128)")
+    if not (math.isfinite(note.start) and math.isfinite(note.end) and note.start >= 0):
+        raise ValueError(f"note times start={note.start}, end={note.end} must be finite, start >= 0")
     return _Note(note.start, note.end, note.pitch, note.velocity)
 
 
