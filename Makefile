@@ -15,7 +15,7 @@ CONSTRAINTS ?= requirements/constraints.txt
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(EXTRAS)
 
-.PHONY: install demo demo-clm demo-convert test lint format clean lock test-latest test-lower
+.PHONY: install demo demo-clm demo-convert demo-audio test lint format clean lock test-latest test-lower
 
 install: $(STAMP)
 
@@ -43,6 +43,9 @@ demo-clm: install
 
 demo-convert: install
 	$(PY) -m perceiver.demos.convert_mlm
+
+demo-audio: install
+	$(PY) -m perceiver.demos.symbolic_audio
 
 test: install
 	$(PY) -m pytest -q

@@ -64,3 +64,16 @@ def test_lightning_wrapper_creates_backend():
     x = torch.randint(0, 389, (2, 16))
     loss = lit._step({"input_ids": x})["loss"]
     assert torch.isfinite(loss) and loss.item() > 5.0  # about ln(389) at init
+
+
+def test_layers_model_and_processing_do_not_import_data():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import perceiver.processing.midi, perceiver.processing.midi_audio; "
+        "assert not any(m.startswith(('perceiver.data', 'perceiver.model')) for m in sys.modules), 'processing'; "
+        "import perceiver.model.audio.symbolic; "
+        "assert not any(m.startswith('perceiver.data') for m in sys.modules), 'model'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,4 +1,3 @@
-"""Turning raw inputs into model inputs and back: image processing, tokenizer loading, MIDI encoding.
-
-This layer sits below both `perceiver.data` and `perceiver.model`: both import it, it imports neither.
-"""
+"""Processing: the layer below `perceiver.data` and `perceiver.model` that turns raw inputs (images, text, MIDI
+performances) into model inputs and model outputs back into what people use (labels, MIDI, audio, pictures). It imports
+neither `data` nor `model`, so both can build on it."""

@@ -2,13 +2,13 @@
 
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Dict, List, Literal, Optional, Union
 
 import datasets
 from torch.utils.data import Dataset
 
-from perceiver.data.audio.midi import MidiTokenizer
 from perceiver.data.common import (
     DEFAULT_DATASET_DIR,
     SPLIT_ALIASES,
@@ -21,6 +21,7 @@ from perceiver.data.common import (
 )
 from perceiver.data.text.collator import CausalLanguageModelCollator
 from perceiver.data.text.common import RandomShiftDataset, chunk
+from perceiver.processing.midi import DEFAULT_MAX_TOKENS, ENCODINGS, Encoding, MidiTokenizer, encode_files
 
 MIDI_EXTENSIONS = (".mid", ".midi")
 
@@ -43,6 +44,11 @@ class SymbolicAudioDataModule(SplitDataModule):
     :param random_train_shift: start each training example at a random offset of the token stream.
     :param random_train_truncation: shorten each training batch to a random length in [`random_min_seq_len`,
         `max_seq_len`] (with Perceiver AR, a random prefix length).
+    :param min_seq_len: 0.11's name for the same: random training lengths in [`min_seq_len`, `max_seq_len`]
+        (`0 < min_seq_len < max_seq_len`); sets `random_train_truncation` and `random_min_seq_len`.
+    :param max_tokens: files that encode into more ids (a corrupt file, a very long pause) are skipped with a
+        warning naming them, as are files that can not be read; None: no limit.
+    :param encoding: "0.11" (default) or "corrected" (see `perceiver.processing.midi`).
     """
 
     def __init__(
@@ -60,22 +66,37 @@ class SymbolicAudioDataModule(SplitDataModule):
         pin_memory: bool = True,
         preproc_workers: Optional[int] = None,
         seed: int = 0,
+        min_seq_len: Optional[int] = None,
+        max_tokens: Optional[int] = DEFAULT_MAX_TOKENS,
+        encoding: Encoding = "0.11",
     ):
         super().__init__()
+        if min_seq_len is not None:
+            if not 0 < min_seq_len < max_seq_len:
+                raise ValueError(f"min_seq_len={min_seq_len} must be in [1, max_seq_len={max_seq_len}) (0.11's rule)")
+            random_train_truncation, random_min_seq_len = True, min_seq_len
         self.save_hyperparameters(logger=False)
-        check_source(source)
-        if not os.path.isdir(os.path.expanduser(source)):
-            raise NotADirectoryError(f"source={source!r} must be a directory of MIDI files")
+        self.hparams.random_train_truncation = random_train_truncation
+        self.hparams.random_min_seq_len = random_min_seq_len
+        self._check_source()
         if max_seq_len < 1:
             raise ValueError(f"max_seq_len={max_seq_len} must be at least 1")
         if padding_side not in ("left", "right"):
             raise ValueError(f"padding_side={padding_side!r} must be one of ['left', 'right']")
         if random_train_truncation and not 1 <= random_min_seq_len <= max_seq_len:
             raise ValueError(f"random_min_seq_len={random_min_seq_len} must be in [1, max_seq_len={max_seq_len}]")
-        self.tokenizer = MidiTokenizer()
+        if encoding not in ENCODINGS:
+            raise ValueError(f"encoding={encoding!r} must be one of {list(ENCODINGS)}")
+        self.tokenizer = MidiTokenizer(encoding=encoding, max_tokens=max_tokens)
         self.ds_train: Optional[Dataset] = None
         self.ds_valid: Optional[Dataset] = None
         self.ds_test: Optional[Dataset] = None
+
+    def _check_source(self) -> None:
+        source = self.hparams.source
+        check_source(source)
+        if not os.path.isdir(os.path.expanduser(source)):
+            raise NotADirectoryError(f"source={source!r} must be a directory of MIDI files")
 
     @property
     def vocab_size(self) -> int:
@@ -98,6 +119,8 @@ class SymbolicAudioDataModule(SplitDataModule):
             cls=type(self).__name__,
             source=source_fingerprint(str(self.source_dir)),
             vocab_size=self.vocab_size,
+            encoding=h.encoding,
+            max_tokens=h.max_tokens,
             max_seq_len=h.max_seq_len,
             valid_size=h.valid_size,
             seed=h.seed,
@@ -133,22 +156,29 @@ class SymbolicAudioDataModule(SplitDataModule):
 
     def _preprocess(self) -> datasets.DatasetDict:
         h = self.hparams
-        num_proc = h.preproc_workers or os.cpu_count()
+        num_workers = h.preproc_workers or os.cpu_count() or 1
         result = datasets.DatasetDict()
         for name, ds in self.load_splits().items():
-            result[name] = ds.map(
-                tokenize_and_chunk_midi,
-                batched=True,
-                batch_size=100,
-                fn_kwargs={"block_len": h.max_seq_len},
-                remove_columns=ds.column_names,
-                features=datasets.Features({"input_ids": datasets.List(datasets.Value("int64"))}),
-                num_proc=num_proc if num_proc and num_proc > 1 and len(ds) >= 200 else None,
-                desc=f"Tokenizing MIDI ({name})",
+            files = list(ds["path"])
+            encoded, skipped = encode_files(
+                files,
+                encoding=h.encoding,
+                max_tokens=h.max_tokens,
+                num_workers=num_workers if len(files) >= 50 else 1,
             )
+            for path, problem in skipped:
+                warnings.warn(f"skipping {path}: {problem}", UserWarning, stacklevel=2)
+            if skipped:
+                warnings.warn(f"skipped {len(skipped)} of {len(files)} {name} MIDI files", UserWarning, stacklevel=2)
+            chunks = chunk({"input_ids": [ids for _, ids in encoded]}, h.max_seq_len)
+            features = datasets.Features({"input_ids": datasets.List(datasets.Value("int64"))})
+            result[name] = datasets.Dataset.from_dict(chunks, features=features)
             if len(result[name]) == 0:
-                raise ValueError(f"{name} MIDI files of source={h.source!r} hold no notes")
+                raise ValueError(f"{name} MIDI files of {self._source_name()} hold no notes")
         return result
+
+    def _source_name(self) -> str:
+        return f"source={self.hparams.source!r}"
 
     def setup(self, stage: Optional[str] = None) -> None:
         if not (self.preproc_dir / "dataset_dict.json").is_file():
@@ -169,12 +199,6 @@ class SymbolicAudioDataModule(SplitDataModule):
             random_truncation=train and h.random_train_truncation,
             random_min_seq_len=h.random_min_seq_len,
         )
-
-
-def tokenize_and_chunk_midi(batch: Dict[str, list], block_len: int) -> Dict[str, List[List[int]]]:
-    """Tokenizes the MIDI files (column `path`) of a `map` batch, concatenates and chunks their token ids."""
-    tokenizer = MidiTokenizer()
-    return chunk({"input_ids": [tokenizer.encode(path) for path in batch["path"]]}, block_len)
 
 
 def _hidden(relative: Path) -> bool:

@@ -10,18 +10,20 @@ from perceiver.model.audio.symbolic.huggingface import (
     convert_checkpoint,
 )
 from perceiver.model.audio.symbolic.lightning import LitSymbolicAudioModel
-from perceiver.model.audio.symbolic.pipeline import SymbolicAudioGenerationPipeline
+from perceiver.model.audio.symbolic.pipeline import ReturnType, SymbolicAudioGenerationPipeline, SymbolicAudioPipeline
 
 PIPELINE_REGISTRY.register_pipeline(
-    "symbolic-audio-generation", pipeline_class=SymbolicAudioGenerationPipeline, pt_model=PerceiverSymbolicAudioModel
+    "symbolic-audio-generation", pipeline_class=SymbolicAudioPipeline, pt_model=PerceiverSymbolicAudioModel
 )
 
 __all__ = [
     "LitSymbolicAudioModel",
     "PerceiverSymbolicAudioModel",
     "PerceiverSymbolicAudioModelConfig",
+    "ReturnType",
     "SymbolicAudioModel",
     "SymbolicAudioGenerationPipeline",
     "SymbolicAudioModelConfig",
+    "SymbolicAudioPipeline",
     "convert_checkpoint",
 ]

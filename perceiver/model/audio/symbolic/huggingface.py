@@ -42,3 +42,15 @@ def convert_checkpoint(
     return convert_lightning_checkpoint(
         LitSymbolicAudioModel, PerceiverSymbolicAudioModel, save_dir, ckpt_url, tokenizer, **kwargs
     )
+
+
+# 0.11 defined the pipeline here: `from perceiver.model.audio.symbolic.huggingface import ReturnType` keeps working
+from perceiver.model.audio.symbolic.pipeline import ReturnType, SymbolicAudioPipeline  # noqa: E402
+
+__all__ = [
+    "PerceiverSymbolicAudioModel",
+    "PerceiverSymbolicAudioModelConfig",
+    "ReturnType",
+    "SymbolicAudioPipeline",
+    "convert_checkpoint",
+]
