@@ -5,7 +5,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, ClassVar, Dict, Iterator, Optional, Type, Union
+from typing import Any, Callable, ClassVar, Dict, Iterator, Optional, Type, Union
 
 import torch.nn as nn
 from transformers import (
@@ -64,7 +64,7 @@ class PerceiverBackendModel(PreTrainedModel):
 
     backend_model_class: ClassVar[Type[nn.Module]]
     base_model_prefix = "backend_model"
-    supports_gradient_checkpointing = False
+    supports_gradient_checkpointing = True
     _supports_sdpa = True
 
     def __init__(self, config: PerceiverBackendConfig, backend_model: Optional[nn.Module] = None):
@@ -82,10 +82,43 @@ class PerceiverBackendModel(PreTrainedModel):
         check_computed_buffers(model.backend_model)
         return model
 
+    def _set_gradient_checkpointing(
+        self, enable: bool = True, gradient_checkpointing_func: Optional[Callable] = None, every_n_layers: int = 1
+    ) -> None:
+        """Maps 🤗 gradient checkpointing (`gradient_checkpointing_enable()`, the Trainer's
+        `gradient_checkpointing=True`) onto the backend's activation checkpointing.
+
+        The backend checkpoints each attention layer with `torch.utils.checkpoint` (non-reentrant) itself, so
+        `gradient_checkpointing_func` is not used. Like 🤗 models, the setting is not saved with the model.
+        """
+        if every_n_layers != 1:
+            raise ValueError(f"every_n_layers={every_n_layers} is not supported, only 1 (every attention layer)")
+        set_activation_checkpointing(self.backend_model, enable)
+
+    @property
+    def is_activation_checkpointing(self) -> bool:
+        """Whether the backend checkpoints activations (set by `gradient_checkpointing_enable()` or its config)."""
+        return any(getattr(m, "activation_checkpointing", False) for m in self.backend_model.modules())
+
+    @property
+    def is_gradient_checkpointing(self) -> bool:
+        return self.is_activation_checkpointing
+
     def save_pretrained(self, save_directory: Union[str, os.PathLike], **kwargs) -> None:
         """As `PreTrainedModel.save_pretrained`, but a failed save leaves no half-written `save_directory`."""
         with atomic_directory(save_directory) as tmp_dir:
             super().save_pretrained(tmp_dir, **kwargs)
+
+
+def set_activation_checkpointing(backend_model: nn.Module, enable: bool) -> None:
+    """Turns activation checkpointing of every layer of `backend_model` that supports it on or off."""
+    found = False
+    for module in backend_model.modules():
+        if hasattr(module, "activation_checkpointing"):
+            module.activation_checkpointing = enable
+            found = True
+    if not found:
+        raise ValueError(f"{type(backend_model).__name__} has no layers that support activation checkpointing")
 
 
 PERCEIVER_BYTES = "perceiver-bytes"
