@@ -139,24 +139,43 @@ def convert_lightning_checkpoint(
     ckpt_url: Union[str, os.PathLike],
     preprocessor: Any = None,
     config_kwargs: Optional[Dict[str, Any]] = None,
+    generation_token_ids: Optional[Dict[str, int]] = None,
     **save_kwargs: Any,
 ) -> PerceiverBackendModel:
     """Converts a checkpoint of Lightning wrapper `lit_model_class` (local path or URL) into 🤗 wrapper
     `model_class`, saved in `save_dir` with `preprocessor` (tokenizer or image processor) beside it.
 
-    :param config_kwargs: further 🤗 config arguments, e.g. `id2label`.
+    :param config_kwargs: further 🤗 config arguments, e.g. `id2label`. Default `id2label`: the one saved in the
+        checkpoint's hyperparameters, if any.
+    :param generation_token_ids: `pad_token_id`, `eos_token_id`, `bos_token_id` of the saved generation config of a
+        generative model. Default: those the tokenizer `preprocessor` has.
     :param save_kwargs: arguments of `save_pretrained`, e.g. `push_to_hub=True`.
     """
     lit_model = lit_model_class.load_checkpoint(ckpt_url, params=None)
-    config = model_class.config_class(lit_model.backend_config, **(config_kwargs or {}))
+    config_kwargs = dict(config_kwargs or {})
+    if "id2label" not in config_kwargs and lit_model.hparams.get("id2label") is not None:
+        id2label = {int(k): str(v) for k, v in lit_model.hparams["id2label"].items()}
+        config_kwargs.update(id2label=id2label, label2id={v: k for k, v in id2label.items()})
+    config = model_class.config_class(lit_model.backend_config, **config_kwargs)
     if isinstance(preprocessor, PreTrainedTokenizerBase):
         config.tokenizer_class = type(preprocessor).__name__
     model = model_class(config, backend_model=lit_model.backend_model.eval())
+    if model.can_generate():
+        if generation_token_ids is None:
+            generation_token_ids = special_token_ids(preprocessor)
+        for name, token_id in generation_token_ids.items():
+            setattr(model.generation_config, name, token_id)
     with atomic_directory(save_dir) as tmp_dir:
         model.save_pretrained(tmp_dir, **save_kwargs)
         if preprocessor is not None:
             preprocessor.save_pretrained(tmp_dir)
     return model
+
+
+def special_token_ids(tokenizer: Any) -> Dict[str, int]:
+    """The `pad_token_id`, `eos_token_id` and `bos_token_id` that `tokenizer` defines (none for None)."""
+    names = ("pad_token_id", "eos_token_id", "bos_token_id")
+    return {name: getattr(tokenizer, name) for name in names if getattr(tokenizer, name, None) is not None}
 
 
 def register_auto_class(config_class: Type[PerceiverBackendConfig], model_class: type, auto_class: Any = None) -> None:

@@ -14,6 +14,7 @@ from perceiver.model.core import (
     TokenOutputAdapter,
     TrainableQueryProvider,
 )
+from perceiver.model.core.compat import deprecated_aliases
 from perceiver.model.core.utils import check_seq_len
 from perceiver.model.text.common import TextEncoder, TextEncoderConfig
 
@@ -86,3 +87,13 @@ class MaskedLanguageModel(PerceiverIO):
         # output queries attend to the latents only, so querying the first n positions is exact
         output_query = self.decoder.output_query_provider(num_queries=x_masked.shape[1])
         return self.decoder(x_latent, output_query, txt_embedding=self.encoder.input_adapter.txt_embedding)
+
+
+# perceiver-io 0.11 names
+__getattr__ = deprecated_aliases(
+    __name__,
+    {
+        "TextDecoder": ("perceiver.model.core.PerceiverDecoder", "perceiver.model.core:PerceiverDecoder"),
+        "TextOutputAdapter": ("perceiver.model.core.TokenOutputAdapter", "perceiver.model.core:TokenOutputAdapter"),
+    },
+)

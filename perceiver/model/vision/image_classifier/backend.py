@@ -18,6 +18,7 @@ from perceiver.model.core import (
     PerceiverIO,
     PerceiverIOConfig,
 )
+from perceiver.model.core.compat import deprecated_aliases
 from perceiver.model.core.modules import classification_decoder
 
 INPUT_ADAPTERS = ("fourier", "learned", "conv")
@@ -208,3 +209,9 @@ class ImageClassifier(PerceiverIO):
         min_size = 5 if isinstance(adapter, ConvImageInputAdapter) else 1
         check_image_shape("pixel_values", x, self.config.encoder.image_shape, any_size=any_size, min_size=min_size)
         return self.decoder(self.encoder(x))
+
+
+# perceiver-io 0.11 names
+__getattr__ = deprecated_aliases(
+    __name__, {"ImageEncoder": ("perceiver.model.core.PerceiverEncoder", "perceiver.model.core:PerceiverEncoder")}
+)
