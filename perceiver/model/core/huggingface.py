@@ -82,6 +82,15 @@ class PerceiverBackendModel(PreTrainedModel):
         check_computed_buffers(model.backend_model)
         return model
 
+    def get_input_embeddings(self) -> nn.Module:
+        """The token embedding of text and Perceiver AR models (used by 🤗 for gradient checkpointing and adapters)."""
+        backend = self.backend_model
+        adapter = getattr(getattr(backend, "encoder", backend), "input_adapter", None)
+        embedding = getattr(adapter, "txt_embedding", None)
+        if embedding is None:
+            raise NotImplementedError(f"{type(self).__name__} has no token embedding")
+        return embedding
+
     def _set_gradient_checkpointing(
         self, enable: bool = True, gradient_checkpointing_func: Optional[Callable] = None, every_n_layers: int = 1
     ) -> None:
