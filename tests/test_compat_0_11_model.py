@@ -740,3 +740,21 @@ def test_image_classifier_without_max_resolution_takes_its_size_only():
     assert model(torch.zeros(1, 12, 10, 1)).shape == (1, 2)
     with pytest.raises(ValueError, match=r"image size \(4, 10\), height and width must be >= 5"):
         model(torch.zeros(1, 4, 10, 1))
+
+
+def test_mlm_convert_config_takes_0_11_argument_a_perceiver_config():
+    config = transformers.PerceiverConfig(
+        num_latents=4,
+        d_latents=16,
+        d_model=8,
+        num_blocks=1,
+        num_self_attends_per_block=1,
+        num_self_attention_heads=2,
+        num_cross_attention_heads=1,
+        qk_channels=8,
+        vocab_size=30,
+        max_position_embeddings=12,
+    )
+    converted = mlm.convert_config(config)  # 0.11 took the config, this library reads the model's layers
+    assert converted == mlm.convert_config(transformers.PerceiverForMaskedLM(config))
+    assert (converted.num_latents, converted.encoder.vocab_size, converted.decoder.max_seq_len) == (4, 30, 12)
