@@ -758,3 +758,13 @@ def test_mlm_convert_config_takes_0_11_argument_a_perceiver_config():
     converted = mlm.convert_config(config)  # 0.11 took the config, this library reads the model's layers
     assert converted == mlm.convert_config(transformers.PerceiverForMaskedLM(config))
     assert (converted.num_latents, converted.encoder.vocab_size, converted.decoder.max_seq_len) == (4, 30, 12)
+
+
+def test_star_import_of_0_11_modules_path():
+    scope = {}
+    with pytest.warns(DeprecationWarning, match="use perceiver.model.core.MultiHeadAttention"):
+        exec("from perceiver.model.core.modules import *", scope)
+    import perceiver.model.core as core
+
+    for name in ["MultiHeadAttention", "CrossAttentionLayer", "SelfAttentionBlock", "PerceiverEncoder", "PerceiverAR"]:
+        assert scope[name] is getattr(core, name)

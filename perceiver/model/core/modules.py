@@ -250,24 +250,34 @@ class PerceiverIO(nn.Sequential):
 
 
 # perceiver-io 0.11 names of this module that now live elsewhere in core
+_MOVED_0_11 = {
+    "attention": (
+        "MultiHeadAttention",
+        "CrossAttention",
+        "SelfAttention",
+        "SelfAttentionLayer",
+        "MLP",
+        "Residual",
+        "KVCache",
+    ),
+    "perceiver_ar": ("PerceiverAR", "CausalSequenceModel", "CausalSequenceModelConfig"),
+}
 __getattr__ = deprecated_aliases(
     __name__,
     {
         name: (f"perceiver.model.core.{name}", f"perceiver.model.core.{module}:{name}")
-        for module, names in {
-            "attention": (
-                "MultiHeadAttention",
-                "CrossAttention",
-                "SelfAttention",
-                "CrossAttentionLayer",
-                "SelfAttentionLayer",
-                "SelfAttentionBlock",
-                "MLP",
-                "Residual",
-                "KVCache",
-            ),
-            "perceiver_ar": ("PerceiverAR", "CausalSequenceModel", "CausalSequenceModelConfig"),
-        }.items()
+        for module, names in _MOVED_0_11.items()
         for name in names
     },
 )
+
+# `from perceiver.model.core.modules import *` gives 0.11's names (the moved ones with a DeprecationWarning)
+__all__ = [
+    "CrossAttentionLayer",
+    "PerceiverDecoder",
+    "PerceiverEncoder",
+    "PerceiverIO",
+    "SelfAttentionBlock",
+    "classification_decoder",
+    *(name for names in _MOVED_0_11.values() for name in names),
+]
