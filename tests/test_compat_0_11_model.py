@@ -612,6 +612,9 @@ NAMES_0_11 = {
         "OpticalFlowPerceiverConfig",
         "OpticalFlowPipeline",
     ],
+    # exported by the package `__init__` files of earlier versions
+    "perceiver.model.text": ["TextEncoderConfig", "TextInputAdapter"],
+    "perceiver.model.vision": ["ImageEncoderConfig", "ImageInputAdapter"],
     # 0.11 backend-module names beyond the `__init__` exports
     "perceiver.model.text.mlm.backend": ["TextDecoder", "TextOutputAdapter", "TextDecoderConfig"],
     "perceiver.model.vision.image_classifier.backend": ["ImageEncoder", "ImageInputAdapter"],
@@ -640,6 +643,10 @@ RENAMED = {
 RENAMED.update(
     {
         ("perceiver.model.text.common", "TextInputAdapter"): "perceiver.model.core.TokenInputAdapter",
+        ("perceiver.model.text", "TextInputAdapter"): "perceiver.model.core.TokenInputAdapter",
+        ("perceiver.model.text", "TextEncoderConfig"): "perceiver.model.text.common.TextEncoderConfig",
+        ("perceiver.model.vision", "ImageEncoderConfig"): "perceiver.model.vision.image_classifier.ImageEncoderConfig",
+        ("perceiver.model.vision", "ImageInputAdapter"): "image_classifier.backend.ImageInputAdapter",
         ("perceiver.model.text.common", "TiedTextOutputAdapter"): "perceiver.model.core.TiedTokenOutputAdapter",
         ("perceiver.model.text.mlm", "TextDecoder"): "perceiver.model.core.PerceiverDecoder",
         ("perceiver.model.text.mlm.backend", "TextDecoder"): "perceiver.model.core.PerceiverDecoder",
