@@ -273,6 +273,38 @@ def test_text_classifier_keeps_class_names_through_convert_checkpoint(tmp_path, 
     assert explicit.config.id2label == {0: "a", 1: "b", 2: "c"}
 
 
+@pytest.mark.slow
+def test_image_classifier_keeps_class_names_through_convert_checkpoint(tmp_path, one_thread):
+    from perceiver.data.vision import DigitsDataModule
+
+    data = DigitsDataModule(batch_size=16, num_workers=0, dataset_dir=str(tmp_path / "datasets"))
+    encoder = image_classifier.ImageEncoderConfig(
+        image_shape=(8, 8, 1),
+        num_frequency_bands=2,
+        num_cross_attention_heads=1,
+        num_self_attention_heads=1,
+        num_self_attention_layers_per_block=1,
+    )
+    decoder = image_classifier.ClassificationDecoderConfig(
+        num_classes=10, num_output_query_channels=8, num_cross_attention_heads=1
+    )
+    config = image_classifier.ImageClassifierConfig(encoder, decoder, num_latents=2, num_latent_channels=8)
+    trainer = pl.Trainer(
+        max_steps=1,
+        default_root_dir=str(tmp_path),
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=1,
+        accelerator="cpu",
+    )
+    trainer.fit(image_classifier.LitImageClassifier.create(config), datamodule=data)
+    ckpt = next((tmp_path / "checkpoints").glob("*.ckpt"))
+    model = image_classifier.convert_checkpoint(tmp_path / "hf", ckpt, data.image_processor)
+    assert model.config.id2label == data.id2label
+    assert image_classifier.PerceiverImageClassifier.from_pretrained(tmp_path / "hf").config.id2label == data.id2label
+
+
 def test_converted_generative_checkpoints_carry_pad_and_eos_ids(tmp_path):
     config = clm.CausalLanguageModelConfig(
         vocab_size=262, max_seq_len=16, max_latents=8, num_channels=16, num_heads=2, num_self_attention_layers=1

@@ -34,12 +34,6 @@ class LitTextClassifier(LitClassifier):
     ):
         super().__init__(**kwargs)
 
-    def setup(self, stage: str) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if self.hparams.get("id2label") is None and stage == "fit" and hasattr(datamodule, "id2label"):
-            # hyperparameters are written into each checkpoint when it is saved
-            self.hparams["id2label"] = dict(datamodule.id2label)
-
     def forward(self, input_ids: torch.Tensor, pad_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         return self.backend_model(input_ids, pad_mask=pad_mask)
 

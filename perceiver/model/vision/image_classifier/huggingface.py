@@ -297,7 +297,8 @@ def convert_checkpoint(
     **kwargs,
 ) -> PerceiverImageClassifier:
     """Converts a `LitImageClassifier` checkpoint (local path or URL) into a `PerceiverImageClassifier` saved in
-    `save_dir` together with `image_processor`. Labels default to `LABEL_<i>` for each class."""
+    `save_dir` together with `image_processor`. Labels default to the class names saved in the checkpoint (see
+    `LitImageClassifier`), else `LABEL_<i>` for each class."""
     from perceiver.model.vision.image_classifier.lightning import LitImageClassifier
 
     labels = {k: v for k, v in {"id2label": id2label, "label2id": label2id}.items() if v is not None}
