@@ -184,13 +184,15 @@ def check_computed_buffers(model: nn.Module, atol: float = 1e-4) -> None:
             name = f"{module_name}.{buffer_name}".lstrip(".")
             if loaded.shape != expected.shape:
                 raise ValueError(
-                    f"buffer {name} of the loaded model has shape {tuple(loaded.shape)}, its config implies "
-                    f"{tuple(expected.shape)}; the saved model and its config disagree"
+                    f"buffer {name} of the loaded model does not match the value computed from its config: shape "
+                    f"{tuple(loaded.shape)}, its config implies {tuple(expected.shape)}; the saved model and its "
+                    f"config disagree"
                 )
             tolerance = buffer_tolerance(loaded.dtype, atol)
             diff = (loaded.detach().cpu().float() - expected).abs().max().item() if loaded.numel() else 0.0
             if not diff <= tolerance:
                 raise ValueError(
-                    f"buffer {name} of the loaded model differs from the value its config implies by {diff:.3g} "
-                    f"(tolerance {tolerance:.3g} for {loaded.dtype}); the saved model and its config disagree"
+                    f"buffer {name} of the loaded model does not match the value computed from its config: max abs "
+                    f"difference {diff:.3g}, tolerance {tolerance:.3g} for {loaded.dtype}; the saved model and its "
+                    f"config disagree"
                 )
