@@ -9,6 +9,7 @@ from perceiver.model.core.adapter import (
     TiedTokenOutputAdapter,
     TokenInputAdapter,
     TokenInputAdapterWithRotarySupport,
+    TokenOutputAdapter,
     TrainableQueryProvider,
 )
 from perceiver.model.core.attention import (
@@ -72,6 +73,7 @@ __all__ = [
     "TiedTokenOutputAdapter",
     "TokenInputAdapter",
     "TokenInputAdapterWithRotarySupport",
+    "TokenOutputAdapter",
     "TrainableQueryProvider",
     "config_from_dict",
     "config_to_dict",

@@ -83,6 +83,19 @@ class TiedTokenOutputAdapter(OutputAdapter):
         return nn.functional.linear(x, txt_embedding.weight, self.bias)
 
 
+class TokenOutputAdapter(OutputAdapter):
+    """Token logits from a linear layer of its own (no weight tying), as perceiver-io 0.11's masked LM uses when its
+    decoder sets `num_output_query_channels`."""
+
+    def __init__(self, vocab_size: int, num_output_query_channels: int):
+        super().__init__()
+        self.linear = nn.Linear(num_output_query_channels, vocab_size)
+
+    def forward(self, x: torch.Tensor, txt_embedding: Optional[nn.Embedding] = None) -> torch.Tensor:
+        # `txt_embedding` is accepted, and not used, so that callers treat tied and untied adapters alike
+        return self.linear(x)
+
+
 class ClassificationOutputAdapter(OutputAdapter):
     """Class logits from the decoder output; a single output query is squeezed away: `(b, 1, c) -> (b, classes)`."""
 

@@ -3,7 +3,7 @@
 import dataclasses
 import typing
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, Optional, Type, TypeVar
+from typing import Any, Dict, Optional, Tuple, Type, TypeVar
 
 C = TypeVar("C")
 
@@ -34,6 +34,10 @@ class EncoderConfig:
     init_scale: float = 0.02
     freeze: bool = False
 
+    def base_kwargs(self, exclude=("freeze",)) -> Dict[str, Any]:
+        """perceiver-io 0.11: the `EncoderConfig` fields (of a subclass instance) as a dict, without `exclude`."""
+        return _base_kwargs(self, EncoderConfig, exclude)
+
 
 @dataclass
 class DecoderConfig:
@@ -47,6 +51,10 @@ class DecoderConfig:
     dropout: float = 0.0
     init_scale: float = 0.02
     freeze: bool = False
+
+    def base_kwargs(self, exclude=("freeze",)) -> Dict[str, Any]:
+        """perceiver-io 0.11: the `DecoderConfig` fields (of a subclass instance) as a dict, without `exclude`."""
+        return _base_kwargs(self, DecoderConfig, exclude)
 
 
 @dataclass
@@ -67,6 +75,10 @@ class PerceiverIOConfig:
     activation_checkpointing: bool = False
     activation_offloading: bool = False
 
+    def __class_getitem__(cls, item: Any) -> type:
+        # perceiver-io 0.11 made this class generic: PerceiverIOConfig[TextEncoderConfig, TextDecoderConfig]
+        return cls
+
 
 @dataclass
 class PerceiverARConfig:
@@ -84,6 +96,11 @@ class PerceiverARConfig:
     residual_dropout: float = 0.0
     activation_checkpointing: bool = False
     activation_offloading: bool = False
+
+
+def _base_kwargs(config: Any, base_class: type, exclude: Tuple[str, ...]) -> Dict[str, Any]:
+    names = {f.name for f in dataclasses.fields(base_class)} - set(exclude)
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name in names}
 
 
 def config_to_dict(config: Any) -> Dict[str, Any]:

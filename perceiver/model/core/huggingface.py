@@ -5,7 +5,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, ClassVar, Dict, Iterator, Optional, Type, Union
+from typing import Any, Callable, ClassVar, Dict, Iterator, Optional, Type, Union
 
 import torch.nn as nn
 from transformers import (
@@ -64,7 +64,7 @@ class PerceiverBackendModel(PreTrainedModel):
 
     backend_model_class: ClassVar[Type[nn.Module]]
     base_model_prefix = "backend_model"
-    supports_gradient_checkpointing = False
+    supports_gradient_checkpointing = True
     _supports_sdpa = True
 
     def __init__(self, config: PerceiverBackendConfig, backend_model: Optional[nn.Module] = None):
@@ -82,10 +82,52 @@ class PerceiverBackendModel(PreTrainedModel):
         check_computed_buffers(model.backend_model)
         return model
 
+    def get_input_embeddings(self) -> nn.Module:
+        """The token embedding of text and Perceiver AR models (used by 🤗 for gradient checkpointing and adapters)."""
+        backend = self.backend_model
+        adapter = getattr(getattr(backend, "encoder", backend), "input_adapter", None)
+        embedding = getattr(adapter, "txt_embedding", None)
+        if embedding is None:
+            raise NotImplementedError(f"{type(self).__name__} has no token embedding")
+        return embedding
+
+    def _set_gradient_checkpointing(
+        self, enable: bool = True, gradient_checkpointing_func: Optional[Callable] = None, every_n_layers: int = 1
+    ) -> None:
+        """Maps 🤗 gradient checkpointing (`gradient_checkpointing_enable()`, the Trainer's
+        `gradient_checkpointing=True`) onto the backend's activation checkpointing.
+
+        The backend checkpoints each attention layer with `torch.utils.checkpoint` (non-reentrant) itself, so
+        `gradient_checkpointing_func` is not used. Like 🤗 models, the setting is not saved with the model.
+        """
+        if every_n_layers != 1:
+            raise ValueError(f"every_n_layers={every_n_layers} is not supported, only 1 (every attention layer)")
+        set_activation_checkpointing(self.backend_model, enable)
+
+    @property
+    def is_activation_checkpointing(self) -> bool:
+        """Whether the backend checkpoints activations (set by `gradient_checkpointing_enable()` or its config)."""
+        return any(getattr(m, "activation_checkpointing", False) for m in self.backend_model.modules())
+
+    @property
+    def is_gradient_checkpointing(self) -> bool:
+        return self.is_activation_checkpointing
+
     def save_pretrained(self, save_directory: Union[str, os.PathLike], **kwargs) -> None:
         """As `PreTrainedModel.save_pretrained`, but a failed save leaves no half-written `save_directory`."""
         with atomic_directory(save_directory) as tmp_dir:
             super().save_pretrained(tmp_dir, **kwargs)
+
+
+def set_activation_checkpointing(backend_model: nn.Module, enable: bool) -> None:
+    """Turns activation checkpointing of every layer of `backend_model` that supports it on or off."""
+    found = False
+    for module in backend_model.modules():
+        if hasattr(module, "activation_checkpointing"):
+            module.activation_checkpointing = enable
+            found = True
+    if not found:
+        raise ValueError(f"{type(backend_model).__name__} has no layers that support activation checkpointing")
 
 
 PERCEIVER_BYTES = "perceiver-bytes"
@@ -106,24 +148,43 @@ def convert_lightning_checkpoint(
     ckpt_url: Union[str, os.PathLike],
     preprocessor: Any = None,
     config_kwargs: Optional[Dict[str, Any]] = None,
+    generation_token_ids: Optional[Dict[str, int]] = None,
     **save_kwargs: Any,
 ) -> PerceiverBackendModel:
     """Converts a checkpoint of Lightning wrapper `lit_model_class` (local path or URL) into 🤗 wrapper
     `model_class`, saved in `save_dir` with `preprocessor` (tokenizer or image processor) beside it.
 
-    :param config_kwargs: further 🤗 config arguments, e.g. `id2label`.
+    :param config_kwargs: further 🤗 config arguments, e.g. `id2label`. Default `id2label`: the one saved in the
+        checkpoint's hyperparameters, if any.
+    :param generation_token_ids: `pad_token_id`, `eos_token_id`, `bos_token_id` of the saved generation config of a
+        generative model. Default: those the tokenizer `preprocessor` has.
     :param save_kwargs: arguments of `save_pretrained`, e.g. `push_to_hub=True`.
     """
     lit_model = lit_model_class.load_checkpoint(ckpt_url, params=None)
-    config = model_class.config_class(lit_model.backend_config, **(config_kwargs or {}))
+    config_kwargs = dict(config_kwargs or {})
+    if "id2label" not in config_kwargs and lit_model.hparams.get("id2label") is not None:
+        id2label = {int(k): str(v) for k, v in lit_model.hparams["id2label"].items()}
+        config_kwargs.update(id2label=id2label, label2id={v: k for k, v in id2label.items()})
+    config = model_class.config_class(lit_model.backend_config, **config_kwargs)
     if isinstance(preprocessor, PreTrainedTokenizerBase):
         config.tokenizer_class = type(preprocessor).__name__
     model = model_class(config, backend_model=lit_model.backend_model.eval())
+    if model.can_generate():
+        if generation_token_ids is None:
+            generation_token_ids = special_token_ids(preprocessor)
+        for name, token_id in generation_token_ids.items():
+            setattr(model.generation_config, name, token_id)
     with atomic_directory(save_dir) as tmp_dir:
         model.save_pretrained(tmp_dir, **save_kwargs)
         if preprocessor is not None:
             preprocessor.save_pretrained(tmp_dir)
     return model
+
+
+def special_token_ids(tokenizer: Any) -> Dict[str, int]:
+    """The `pad_token_id`, `eos_token_id` and `bos_token_id` that `tokenizer` defines (none for None)."""
+    names = ("pad_token_id", "eos_token_id", "bos_token_id")
+    return {name: getattr(tokenizer, name) for name in names if getattr(tokenizer, name, None) is not None}
 
 
 def register_auto_class(config_class: Type[PerceiverBackendConfig], model_class: type, auto_class: Any = None) -> None:

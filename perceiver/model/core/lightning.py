@@ -87,6 +87,13 @@ class LitClassifier(LitModel):
     def classify(self, batch: Any) -> Tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError()
 
+    def setup(self, stage: str) -> None:
+        # class names of the training data, for `convert_checkpoint`, unless given as the `id2label` hyperparameter;
+        # hyperparameters are written into each checkpoint when it is saved
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if stage == "fit" and self.hparams.get("id2label") is None and hasattr(datamodule, "id2label"):
+            self.hparams["id2label"] = dict(datamodule.id2label)
+
     def _step(self, batch: Any, stage: str) -> torch.Tensor:
         logits, labels = self.classify(batch)
         loss = F.cross_entropy(logits, labels)

@@ -1,6 +1,12 @@
-"""Generic Perceiver IO encoder and decoder, and PerceiverIO (encoder + decoder)."""
+"""Generic Perceiver IO encoder and decoder, and PerceiverIO (encoder + decoder).
 
-from typing import Optional
+perceiver-io 0.11 defined all core modules here; its names that now live in `attention` and `perceiver_ar` are
+still importable from this module (with a DeprecationWarning naming `perceiver.model.core`).
+"""
+
+import dataclasses
+import warnings
+from typing import Any, Dict, Optional, Type, TypeVar
 
 import torch
 import torch.nn as nn
@@ -12,8 +18,35 @@ from perceiver.model.core.adapter import (
     TrainableQueryProvider,
 )
 from perceiver.model.core.attention import CrossAttentionLayer, SelfAttentionBlock
+from perceiver.model.core.compat import deprecated_aliases
 from perceiver.model.core.config import ClassificationDecoderConfig, DecoderConfig, EncoderConfig
 from perceiver.model.core.utils import freeze, init_parameters, maybe_checkpoint
+
+C = TypeVar("C")
+
+# perceiver-io 0.11's constructor defaults where they differ from the config dataclasses' defaults
+_ENCODER_0_11_DEFAULTS = dict(
+    num_cross_attention_heads=4, num_self_attention_heads=4, num_self_attention_layers_per_block=6
+)
+_DECODER_0_11_DEFAULTS = dict(num_cross_attention_heads=4)
+
+
+def _config_from_0_11_kwargs(
+    config_class: Type[C], defaults: Dict[str, Any], kwargs: Dict[str, Any], module_name: str
+) -> C:
+    """Builds `config_class` from the keyword arguments that 0.11's `module_name` constructor took, warning with the
+    new spelling."""
+    names = {f.name for f in dataclasses.fields(config_class)} - {"freeze"}
+    unknown = sorted(set(kwargs) - names)
+    if unknown:
+        raise TypeError(f"{module_name}() got unexpected keyword arguments {unknown}; allowed are {sorted(names)}")
+    warnings.warn(
+        f"{module_name}(..., {', '.join(f'{k}=...' for k in kwargs) or 'without config'}) is deprecated "
+        f"(perceiver-io 0.11), use {module_name}(..., config={config_class.__name__}(...))",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return config_class(**{**defaults, **kwargs})
 
 
 class PerceiverEncoder(nn.Module):
@@ -22,6 +55,9 @@ class PerceiverEncoder(nn.Module):
     Block `i` (of `num_self_attention_blocks`) is preceded by a cross-attention to the input when
     `i < num_cross_attention_layers`. Block 1 and cross-attention layer 1 have their own weights; all later ones
     share the weights of `self_attn_n` / `cross_attn_n` (or of the first ones when `first_*_shared`).
+
+    perceiver-io 0.11 took the `EncoderConfig` fields as keyword arguments instead of `config` (with 4 heads and 6
+    layers per block by default); that still works, with a DeprecationWarning.
     """
 
     def __init__(
@@ -29,11 +65,16 @@ class PerceiverEncoder(nn.Module):
         input_adapter: InputAdapter,
         num_latents: int,
         num_latent_channels: int,
-        config: EncoderConfig,
+        config: Optional[EncoderConfig] = None,
         activation_checkpointing: bool = False,
         activation_offloading: bool = False,
+        **config_0_11: Any,
     ):
         super().__init__()
+        if config is None:
+            config = _config_from_0_11_kwargs(EncoderConfig, _ENCODER_0_11_DEFAULTS, config_0_11, "PerceiverEncoder")
+        elif config_0_11:
+            raise TypeError(f"PerceiverEncoder() got config and keyword arguments {sorted(config_0_11)}; pass one")
         if config.num_cross_attention_layers <= 0:
             raise ValueError(f"num_cross_attention_layers={config.num_cross_attention_layers} must be >= 1")
         if config.num_self_attention_blocks <= 0:
@@ -116,18 +157,27 @@ class PerceiverEncoder(nn.Module):
 
 
 class PerceiverDecoder(nn.Module):
-    """Perceiver IO decoder: cross-attention from output queries to the latents, then the output adapter."""
+    """Perceiver IO decoder: cross-attention from output queries to the latents, then the output adapter.
+
+    perceiver-io 0.11 took the `DecoderConfig` fields as keyword arguments instead of `config` (with 4 heads by
+    default); that still works, with a DeprecationWarning.
+    """
 
     def __init__(
         self,
         output_adapter: nn.Module,
         output_query_provider: QueryProvider,
         num_latent_channels: int,
-        config: DecoderConfig,
+        config: Optional[DecoderConfig] = None,
         activation_checkpointing: bool = False,
         activation_offloading: bool = False,
+        **config_0_11: Any,
     ):
         super().__init__()
+        if config is None:
+            config = _config_from_0_11_kwargs(DecoderConfig, _DECODER_0_11_DEFAULTS, config_0_11, "PerceiverDecoder")
+        elif config_0_11:
+            raise TypeError(f"PerceiverDecoder() got config and keyword arguments {sorted(config_0_11)}; pass one")
         self.output_query_provider = output_query_provider
         self.output_adapter = output_adapter
         self.activation_checkpointing = activation_checkpointing
@@ -197,3 +247,37 @@ class PerceiverIO(nn.Sequential):
     @property
     def decoder(self) -> PerceiverDecoder:
         return self[1]
+
+
+# perceiver-io 0.11 names of this module that now live elsewhere in core
+_MOVED_0_11 = {
+    "attention": (
+        "MultiHeadAttention",
+        "CrossAttention",
+        "SelfAttention",
+        "SelfAttentionLayer",
+        "MLP",
+        "Residual",
+        "KVCache",
+    ),
+    "perceiver_ar": ("PerceiverAR", "CausalSequenceModel", "CausalSequenceModelConfig"),
+}
+__getattr__ = deprecated_aliases(
+    __name__,
+    {
+        name: (f"perceiver.model.core.{name}", f"perceiver.model.core.{module}:{name}")
+        for module, names in _MOVED_0_11.items()
+        for name in names
+    },
+)
+
+# `from perceiver.model.core.modules import *` gives 0.11's names (the moved ones with a DeprecationWarning)
+__all__ = [
+    "CrossAttentionLayer",
+    "PerceiverDecoder",
+    "PerceiverEncoder",
+    "PerceiverIO",
+    "SelfAttentionBlock",
+    "classification_decoder",
+    *(name for names in _MOVED_0_11.values() for name in names),
+]

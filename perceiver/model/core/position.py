@@ -1,19 +1,50 @@
 """Position encodings: Fourier features (Perceiver IO), rotary embeddings (RoFormer) and position indices."""
 
 import math
+import warnings
 from typing import Dict, Optional, Sequence
 
 import torch
 import torch.nn as nn
 
 
-def positions(batch_size: int, seq_len: int, shift: Optional[torch.Tensor] = None, device=None) -> torch.Tensor:
+def positions(
+    batch_size: Optional[int] = None,
+    seq_len: Optional[int] = None,
+    shift: Optional[torch.Tensor] = None,
+    device=None,
+    **deprecated: int,
+) -> torch.Tensor:
     """Absolute positions `(batch_size, seq_len)`; `shift` `(batch_size, 1)` moves left-padded rows so that their
-    first real token gets position 0 (positions of padding tokens are clamped to 0)."""
+    first real token gets position 0 (positions of padding tokens are clamped to 0).
+
+    perceiver-io 0.11's keywords `b` and `n` are still accepted, with a DeprecationWarning.
+    """
+    batch_size, seq_len = _renamed_arguments(deprecated, batch_size=batch_size, seq_len=seq_len)
     pos = torch.arange(seq_len, device=device).expand(batch_size, seq_len)
     if shift is not None:
         pos = (pos - shift).clamp(min=0)
     return pos
+
+
+def _renamed_arguments(deprecated: Dict[str, int], **values: Optional[int]):
+    # 0.11 names of the arguments of `positions`, in the order of `values`
+    old_names = dict(zip(("b", "n"), values))
+    unknown = sorted(set(deprecated) - set(old_names))
+    if unknown:
+        raise TypeError(f"positions() got unexpected keyword arguments {unknown}")
+    for old, new in old_names.items():
+        if old in deprecated:
+            warnings.warn(
+                f"positions({old}=...) is deprecated, use positions({new}=...)", DeprecationWarning, stacklevel=3
+            )
+            if values[new] is not None:
+                raise TypeError(f"positions() got both {old}= and {new}=")
+            values[new] = deprecated[old]
+    missing = [name for name, value in values.items() if value is None]
+    if missing:
+        raise TypeError(f"positions() missing arguments {missing}")
+    return tuple(values.values())
 
 
 class FrequencyPositionEncoding(nn.Module):
@@ -29,8 +60,12 @@ class FrequencyPositionEncoding(nn.Module):
         return {"inv_freq": 1.0 / (10000 ** (torch.arange(0, self.dim, 2).float() / self.dim))}
 
     def forward(self, abs_pos: torch.Tensor) -> torch.Tensor:
-        # abs_pos: (b, n) -> (b, n, dim), each angle repeated for the two channels of a pair
-        angles = abs_pos.unsqueeze(-1).to(self.inv_freq.dtype) * self.inv_freq
+        # abs_pos: (b, n) -> (b, n, dim), each angle repeated for the two channels of a pair. Angles are float32
+        # whatever the model's dtype: in bfloat16, position 300 * inv_freq 1.0 would already be off by one radian.
+        inv_freq = self.inv_freq
+        if inv_freq.dtype != torch.float32:
+            inv_freq = self.computed_buffers()["inv_freq"].to(inv_freq.device)
+        angles = abs_pos.unsqueeze(-1).float() * inv_freq
         return angles.repeat_interleave(2, dim=-1)
 
 
@@ -53,6 +88,7 @@ class RotaryPositionEmbedding:
         seq_len = t.shape[-2]
         window = slice(-seq_len, None) if self.right_align else slice(0, seq_len)
         cos, sin = self.cos[..., window, :], self.sin[..., window, :]
+        cos, sin = cos.to(t.dtype), sin.to(t.dtype)  # angles are float32, `t` has the model's dtype
         t_rot, t_pass = t[..., : self.rotate_dim], t[..., self.rotate_dim :]
         t_rot = t_rot * cos + _rotate_pairs(t_rot) * sin
         return torch.cat((t_rot, t_pass), dim=-1)
@@ -96,8 +132,20 @@ class FourierPositionEncoding(nn.Module):
     def num_position_encoding_channels(self) -> int:
         return len(self.input_shape) * (2 * self.num_frequency_bands + self.include_positions)
 
-    def forward(self, batch_size: int) -> torch.Tensor:
-        return self.position_encoding.expand(batch_size, -1, -1)
+    def forward(self, batch_size: int, input_shape: Optional[Sequence[int]] = None) -> torch.Tensor:
+        """Features `(batch_size, prod(input_shape), channels)` of grid `input_shape` (default: the configured one).
+
+        Another grid keeps `max_frequencies`, as DeepMind's models do for inputs of another resolution.
+        """
+        if input_shape is None or tuple(input_shape) == self.input_shape:
+            return self.position_encoding.expand(batch_size, -1, -1)
+        if len(input_shape) != len(self.input_shape):
+            raise ValueError(f"input_shape={tuple(input_shape)} must have {len(self.input_shape)} dimensions")
+        device = self.position_encoding.device
+        coords = [torch.linspace(-1.0, 1.0, steps=s, device=device) for s in input_shape]
+        pos = torch.stack(torch.meshgrid(*coords, indexing="ij"), dim=-1)
+        enc = fourier_features(pos, self.num_frequency_bands, self.max_frequencies, self.include_positions)
+        return enc.flatten(0, -2).to(self.position_encoding.dtype).expand(batch_size, -1, -1)
 
 
 def fourier_features(
@@ -113,20 +161,38 @@ def fourier_features(
     return torch.cat(encodings, dim=-1)
 
 
+def buffer_tolerance(dtype: torch.dtype, atol: float = 1e-4) -> float:
+    """Absolute tolerance for comparing a buffer of `dtype` with its float32 value: `atol`, or for a lower
+    precision dtype two of its rounding steps at magnitude 1 (values of position encodings lie in [-1, 1])."""
+    if not dtype.is_floating_point:
+        return atol
+    return max(atol, 2 * torch.finfo(dtype).eps)
+
+
 def check_computed_buffers(model: nn.Module, atol: float = 1e-4) -> None:
     """Raises a ValueError if a loaded position-encoding buffer differs from the value its config implies.
 
     Position encodings are persisted (0.11's layout) although they follow from the config; a saved model whose
-    buffers disagree with its config would otherwise give silently different results.
+    buffers disagree with its config would otherwise give silently different results. The tolerance follows the
+    buffer's dtype (`buffer_tolerance`), so a model loaded in bfloat16 or float16 passes.
     """
     for module_name, module in model.named_modules():
         if not hasattr(module, "computed_buffers"):
             continue
         for buffer_name, expected in module.computed_buffers().items():
             loaded = getattr(module, buffer_name)
-            if loaded.shape != expected.shape or not torch.allclose(loaded.cpu().float(), expected, atol=atol):
+            name = f"{module_name}.{buffer_name}".lstrip(".")
+            if loaded.shape != expected.shape:
                 raise ValueError(
-                    f"buffer {module_name}.{buffer_name} of the loaded model does not match the value computed from "
-                    f"its config (shape {tuple(loaded.shape)} vs {tuple(expected.shape)}); the saved model and its "
+                    f"buffer {name} of the loaded model does not match the value computed from its config: shape "
+                    f"{tuple(loaded.shape)}, its config implies {tuple(expected.shape)}; the saved model and its "
+                    f"config disagree"
+                )
+            tolerance = buffer_tolerance(loaded.dtype, atol)
+            diff = (loaded.detach().cpu().float() - expected).abs().max().item() if loaded.numel() else 0.0
+            if not diff <= tolerance:
+                raise ValueError(
+                    f"buffer {name} of the loaded model does not match the value computed from its config: max abs "
+                    f"difference {diff:.3g}, tolerance {tolerance:.3g} for {loaded.dtype}; the saved model and its "
                     f"config disagree"
                 )

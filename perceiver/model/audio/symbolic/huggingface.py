@@ -3,12 +3,14 @@
 import os
 from typing import Any, Optional, Union
 
+from perceiver.data.audio.midi import PAD_TOKEN_ID
 from perceiver.model.audio.symbolic.backend import SymbolicAudioModel, SymbolicAudioModelConfig
 from perceiver.model.core.huggingface import (
     PerceiverBackendConfig,
     convert_lightning_checkpoint,
     load_tokenizer,
     register_auto_class,
+    special_token_ids,
 )
 from perceiver.model.text.clm.huggingface import PerceiverCausalSequenceModel
 
@@ -38,9 +40,20 @@ def convert_checkpoint(
     `save_dir`. `kwargs` go to `save_pretrained`."""
     from perceiver.model.audio.symbolic.lightning import LitSymbolicAudioModel
 
-    tokenizer = None if tokenizer_name is None else load_tokenizer(tokenizer_name, padding_side="left")
+    if tokenizer_name is None:
+        # MIDI event tokens: the generation config pads with the MIDI vocabulary's pad token (there is no EOS token)
+        tokenizer, token_ids = None, {"pad_token_id": PAD_TOKEN_ID}
+    else:
+        tokenizer = load_tokenizer(tokenizer_name, padding_side="left")
+        token_ids = special_token_ids(tokenizer)
     return convert_lightning_checkpoint(
-        LitSymbolicAudioModel, PerceiverSymbolicAudioModel, save_dir, ckpt_url, tokenizer, **kwargs
+        LitSymbolicAudioModel,
+        PerceiverSymbolicAudioModel,
+        save_dir,
+        ckpt_url,
+        tokenizer,
+        generation_token_ids=token_ids,
+        **kwargs,
     )
 
 

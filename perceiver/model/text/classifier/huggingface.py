@@ -57,8 +57,8 @@ def convert_checkpoint(
     **kwargs,
 ) -> PerceiverTextClassifier:
     """Converts a `LitTextClassifier` checkpoint (local path or URL) into a `PerceiverTextClassifier` saved in
-    `save_dir` with tokenizer `tokenizer_name` (name or path; None or "perceiver-bytes": UTF-8 bytes) and optional
-    label names."""
+    `save_dir` with tokenizer `tokenizer_name` (name or path; None or "perceiver-bytes": UTF-8 bytes). Label names
+    default to the class names saved in the checkpoint (see `LitTextClassifier`), else `LABEL_<i>`."""
     from perceiver.model.text.classifier.lightning import LitTextClassifier
 
     labels = {k: v for k, v in {"id2label": id2label, "label2id": label2id}.items() if v is not None}

@@ -1,6 +1,6 @@
 """Lightning wrapper of the text classifier."""
 
-from typing import Any, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 
@@ -12,7 +12,11 @@ from perceiver.model.text.common import TextEncoderConfig
 
 
 class LitTextClassifier(LitClassifier):
-    """Trains a `TextClassifier` on batches `{"input_ids", "labels", "attention_mask"}`; logs loss and accuracy."""
+    """Trains a `TextClassifier` on batches `{"input_ids", "labels", "attention_mask"}`; logs loss and accuracy.
+
+    :param id2label: class names by label id, saved in the checkpoint's hyperparameters so that `convert_checkpoint`
+        gives the 🤗 model these names. Default: the training data module's `id2label`, when it has one.
+    """
 
     backend_config_class = TextClassifierConfig
     backend_model_class = TextClassifier
@@ -25,6 +29,7 @@ class LitTextClassifier(LitClassifier):
         num_latent_channels: int,
         activation_checkpointing: bool = False,
         activation_offloading: bool = False,
+        id2label: Optional[Dict[int, str]] = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)

@@ -11,18 +11,21 @@ from perceiver.model.core import (
     PerceiverIO,
     PerceiverIOConfig,
     TiedTokenOutputAdapter,
+    TokenOutputAdapter,
     TrainableQueryProvider,
 )
+from perceiver.model.core.compat import deprecated_aliases
 from perceiver.model.core.utils import check_seq_len
 from perceiver.model.text.common import TextEncoder, TextEncoderConfig
 
 
 @dataclass
 class TextDecoderConfig(DecoderConfig):
-    """Decoder config with one learned output query per position; logits are tied to the token embedding.
+    """Decoder config with one learned output query per position.
 
-    :param num_output_query_channels: output query channels, must equal the encoder's `num_input_channels` (the
-        default, None) because logits are computed with the token embedding matrix.
+    :param num_output_query_channels: None (default): output queries have the encoder's `num_input_channels` and
+        logits are tied to the token embedding. Set: output queries of this many channels and an output layer of its
+        own (`decoder.output_adapter.linear`, as in perceiver-io 0.11).
     """
 
     num_output_query_channels: Optional[int] = None
@@ -40,13 +43,12 @@ class MaskedLanguageModel(PerceiverIO):
     """Perceiver IO masked language model: token ids `(b, n)` -> token logits `(b, n, vocab_size)`."""
 
     def __init__(self, config: MaskedLanguageModelConfig):
-        num_input_channels = config.encoder.num_input_channels
-        num_query_channels = config.decoder.num_output_query_channels or num_input_channels
-        if num_query_channels != num_input_channels:
-            raise ValueError(
-                f"decoder.num_output_query_channels={num_query_channels} must equal "
-                f"encoder.num_input_channels={num_input_channels} (logits are tied to the token embedding) or be None"
-            )
+        num_query_channels = config.decoder.num_output_query_channels
+        if num_query_channels is None:
+            num_query_channels = config.encoder.num_input_channels
+            output_adapter = TiedTokenOutputAdapter(vocab_size=config.decoder.vocab_size)
+        else:
+            output_adapter = TokenOutputAdapter(config.decoder.vocab_size, num_query_channels)
         if config.decoder.vocab_size != config.encoder.vocab_size:
             raise ValueError(
                 f"decoder.vocab_size={config.decoder.vocab_size} must equal "
@@ -60,7 +62,7 @@ class MaskedLanguageModel(PerceiverIO):
             activation_offloading=config.activation_offloading,
         )
         decoder = PerceiverDecoder(
-            output_adapter=TiedTokenOutputAdapter(vocab_size=config.decoder.vocab_size),
+            output_adapter=output_adapter,
             output_query_provider=TrainableQueryProvider(
                 num_queries=config.decoder.max_seq_len,
                 num_query_channels=num_query_channels,
@@ -85,3 +87,13 @@ class MaskedLanguageModel(PerceiverIO):
         # output queries attend to the latents only, so querying the first n positions is exact
         output_query = self.decoder.output_query_provider(num_queries=x_masked.shape[1])
         return self.decoder(x_latent, output_query, txt_embedding=self.encoder.input_adapter.txt_embedding)
+
+
+# perceiver-io 0.11 names
+__getattr__ = deprecated_aliases(
+    __name__,
+    {
+        "TextDecoder": ("perceiver.model.core.PerceiverDecoder", "perceiver.model.core:PerceiverDecoder"),
+        "TextOutputAdapter": ("perceiver.model.core.TokenOutputAdapter", "perceiver.model.core:TokenOutputAdapter"),
+    },
+)

@@ -5,6 +5,7 @@ import os
 from typing import Optional, Union
 
 import torch
+import transformers
 from transformers import AutoModelForMaskedLM, AutoTokenizer, PerceiverTokenizer
 from transformers.modeling_outputs import MaskedLMOutput
 
@@ -60,7 +61,14 @@ register_auto_class(PerceiverMaskedLanguageModelConfig, PerceiverMaskedLanguageM
 
 
 def convert_config(source) -> MaskedLanguageModelConfig:
-    """Backend config equivalent to a `transformers.PerceiverForMaskedLM` (channel counts read from its layers)."""
+    """Backend config equivalent to a `transformers.PerceiverForMaskedLM` (channel counts read from its layers).
+
+    `source` may also be the model's `transformers.PerceiverConfig` (what perceiver-io 0.11 took); its layers are then
+    built on the meta device, which allocates no memory.
+    """
+    if isinstance(source, transformers.PerceiverConfig):
+        with torch.device("meta"):
+            source = transformers.PerceiverForMaskedLM(source)
     source_config = source.config
     if not source_config.use_query_residual:
         raise ValueError(

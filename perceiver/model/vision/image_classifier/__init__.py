@@ -12,6 +12,7 @@ from perceiver.model.vision.image_classifier.huggingface import (
     PerceiverImageClassifierConfig,
     PerceiverImageClassifierInputProcessor,
     convert_checkpoint,
+    convert_config,
     convert_model,
 )
 from perceiver.model.vision.image_classifier.lightning import LitImageClassifier
@@ -26,5 +27,6 @@ __all__ = [
     "PerceiverImageClassifierConfig",
     "PerceiverImageClassifierInputProcessor",
     "convert_checkpoint",
+    "convert_config",
     "convert_model",
 ]

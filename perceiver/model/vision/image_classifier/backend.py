@@ -18,6 +18,7 @@ from perceiver.model.core import (
     PerceiverIO,
     PerceiverIOConfig,
 )
+from perceiver.model.core.compat import deprecated_aliases
 from perceiver.model.core.modules import classification_decoder
 
 INPUT_ADAPTERS = ("fourier", "learned", "conv")
@@ -30,7 +31,9 @@ class ImageEncoderConfig(EncoderConfig):
     :param image_shape: `(height, width, channels)` of channels-last input images.
     :param num_frequency_bands: Fourier position feature bands per spatial dimension.
     :param max_resolution: `(height, width)` whose Nyquist frequencies are the highest Fourier frequencies. Default
-        (None): the grid the features are computed for (the image, or the conv adapter's downsampled grid).
+        (None): the grid the features are computed for (the image, or the conv adapter's downsampled grid). When
+        set, the `"fourier"` and `"conv"` adapters take images of any size (as DeepMind's models do): the position
+        features are computed for the input's grid with these frequencies. When None, only `image_shape` is taken.
     :param input_adapter: `"fourier"`: pixels concatenated with Fourier position features (perceiver-io 0.11's
         only adapter); `"learned"`: a 1x1 convolution concatenated with learned position embeddings; `"conv"`: 7x7
         stride-2 convolution, batch norm, ReLU and 3x3 stride-2 max pooling, concatenated with Fourier position
@@ -62,9 +65,14 @@ class ImageClassifierConfig(PerceiverIOConfig):
     decoder: ClassificationDecoderConfig = field(default_factory=ClassificationDecoderConfig)
 
 
-def check_image_shape(name: str, x: torch.Tensor, image_shape: Tuple[int, int, int]) -> None:
-    """Raises a ValueError naming `name` unless `x` is a batch of channels-last images of shape `image_shape`."""
+def check_image_shape(
+    name: str, x: torch.Tensor, image_shape: Tuple[int, int, int], any_size: bool = False, min_size: int = 1
+) -> None:
+    """Raises a ValueError naming `name` unless `x` is a batch of channels-last images of shape `image_shape` (of
+    any height and width >= `min_size` with `any_size`)."""
     expected = "(batch, " + ", ".join(str(d) for d in image_shape) + ")"
+    if any_size:
+        expected = f"(batch, height, width, {image_shape[-1]})"
     if x.dim() != 4:
         raise ValueError(f"{name} must have shape {expected} (channels last), got {tuple(x.shape)}")
     if tuple(x.shape[1:]) == tuple(image_shape):
@@ -76,7 +84,10 @@ def check_image_shape(name: str, x: torch.Tensor, image_shape: Tuple[int, int, i
             f"{name} has {x.shape[-1]} channels in its last dimension, shape {tuple(x.shape)}; the model takes "
             f"{channels}, shape {expected}{hint}"
         )
-    raise ValueError(f"{name} has image size {tuple(x.shape[1:3])}, the model takes ({height}, {width}) only")
+    if not any_size:
+        raise ValueError(f"{name} has image size {tuple(x.shape[1:3])}, the model takes ({height}, {width}) only")
+    if min(x.shape[1:3]) < min_size:
+        raise ValueError(f"{name} has image size {tuple(x.shape[1:3])}, height and width must be >= {min_size}")
 
 
 class ImageInputAdapter(InputAdapter):
@@ -90,9 +101,13 @@ class ImageInputAdapter(InputAdapter):
         super().__init__(num_image_channels + position_encoding.num_position_encoding_channels())
         self.image_shape = tuple(image_shape)
         self.position_encoding = position_encoding
+        # with frequencies fixed by the config, the features of any grid are defined (see ImageEncoderConfig)
+        self.any_size = max_resolution is not None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([x.flatten(1, 2), self.position_encoding(x.shape[0]).to(x.dtype)], dim=-1)
+        # x: (b, h, w, c) -> (b, h * w, c + position channels)
+        pos_enc = self.position_encoding(x.shape[0], input_shape=x.shape[1:3])
+        return torch.cat([x.flatten(1, 2), pos_enc.to(x.dtype)], dim=-1)
 
 
 class LearnedImageInputAdapter(InputAdapter):
@@ -135,11 +150,14 @@ class ConvImageInputAdapter(InputAdapter):
         self.norm = nn.BatchNorm2d(num_adapter_channels)
         self.pool = nn.MaxPool2d(kernel_size=3, stride=2)
         self.position_encoding = position_encoding
+        self.any_size = max_resolution is not None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pool(torch.relu(self.norm(self.conv(x.permute(0, 3, 1, 2)))))
+        grid_shape = x.shape[2:]
         x = x.flatten(2).transpose(1, 2)  # (b, c, h, w) -> (b, h * w, c)
-        return torch.cat([x, self.position_encoding(x.shape[0]).to(x.dtype)], dim=-1)
+        pos_enc = self.position_encoding(x.shape[0], input_shape=grid_shape)
+        return torch.cat([x, pos_enc.to(x.dtype)], dim=-1)
 
 
 def image_input_adapter(config: ImageEncoderConfig) -> InputAdapter:
@@ -185,5 +203,15 @@ class ImageClassifier(PerceiverIO):
         """:param x: channels-last images `(b, *config.encoder.image_shape)`.
         :return: logits `(b, num_classes)`.
         """
-        check_image_shape("pixel_values", x, self.config.encoder.image_shape)
+        adapter = self.encoder.input_adapter
+        any_size = getattr(adapter, "any_size", False)
+        # the conv adapter's 4x downsampling needs at least 5 pixels per side
+        min_size = 5 if isinstance(adapter, ConvImageInputAdapter) else 1
+        check_image_shape("pixel_values", x, self.config.encoder.image_shape, any_size=any_size, min_size=min_size)
         return self.decoder(self.encoder(x))
+
+
+# perceiver-io 0.11 names
+__getattr__ = deprecated_aliases(
+    __name__, {"ImageEncoder": ("perceiver.model.core.PerceiverEncoder", "perceiver.model.core:PerceiverEncoder")}
+)

@@ -100,9 +100,11 @@ def convert_config(
     input preprocessing is `input_adapter` (`"fourier"`: `...Fourier`, `"learned"`: `...Learned`, `"conv"`:
     `...ConvProcessing`).
 
-    :param image_size: `(height, width)` of the input images. transformers' Fourier and conv models take any size
-        (their `config.image_size` is unused, e.g. 56 for deepmind/vision-perceiver-fourier, which takes 224x224),
-        this library's a fixed one. Default: `config.image_size` (the only choice for the learned model).
+    :param image_size: `(height, width)` of the configured input images (`image_shape`, the size the saved image
+        processor produces). The converted Fourier and conv models take any other size too, as transformers' do
+        (their `config.image_size` is unused, e.g. 56 for deepmind/vision-perceiver-fourier, which takes 224x224):
+        position features are computed for the input's grid with the source's `max_resolution`. Default:
+        `config.image_size` (the only size of the learned model).
     """
     if not source_config.use_query_residual:
         raise ValueError("source model uses use_query_residual=False, which this library's encoder does not support")
@@ -252,7 +254,8 @@ def convert_checkpoint(
     **kwargs,
 ) -> PerceiverImageClassifier:
     """Converts a `LitImageClassifier` checkpoint (local path or URL) into a `PerceiverImageClassifier` saved in
-    `save_dir` together with `image_processor`. Labels default to `LABEL_<i>` for each class."""
+    `save_dir` together with `image_processor`. Labels default to the class names saved in the checkpoint (see
+    `LitImageClassifier`), else `LABEL_<i>` for each class."""
     from perceiver.model.vision.image_classifier.lightning import LitImageClassifier
 
     labels = {k: v for k, v in {"id2label": id2label, "label2id": label2id}.items() if v is not None}

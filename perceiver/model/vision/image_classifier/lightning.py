@@ -1,6 +1,6 @@
 """Lightning wrapper of the image classifier."""
 
-from typing import Tuple, Union
+from typing import Dict, Optional, Tuple, Union
 
 import torch
 
@@ -15,7 +15,11 @@ from perceiver.model.vision.image_classifier.backend import (
 
 class LitImageClassifier(LitClassifier):
     """Trains an `ImageClassifier` on batches of channels-last images and labels: a tuple `(images, labels)` or a
-    dict with `pixel_values` (or `image`) and `labels` (or `label`). Logs loss and accuracy."""
+    dict with `pixel_values` (or `image`) and `labels` (or `label`). Logs loss and accuracy.
+
+    :param id2label: class names by label id, saved in the checkpoint's hyperparameters so that `convert_checkpoint`
+        gives the 🤗 model these names. Default: the training data module's `id2label`, when it has one.
+    """
 
     backend_config_class = ImageClassifierConfig
     backend_model_class = ImageClassifier
@@ -28,6 +32,7 @@ class LitImageClassifier(LitClassifier):
         num_latent_channels: int,
         activation_checkpointing: bool = False,
         activation_offloading: bool = False,
+        id2label: Optional[Dict[int, str]] = None,
         **kwargs,
     ):
         super().__init__(**kwargs)

@@ -20,6 +20,7 @@ from perceiver.model.core import (
     PerceiverIOConfig,
     QueryProvider,
 )
+from perceiver.model.core.compat import deprecated_aliases
 
 
 @dataclass
@@ -165,3 +166,15 @@ class OpticalFlow(PerceiverIO):
                 f"inputs must have shape (batch, {', '.join(map(str, expected))}) (frame pairs of per-pixel patches "
                 f"of {channels} channels, at the model's image size), got {tuple(x.shape)}"
             )
+
+
+# perceiver-io 0.11 names
+__getattr__ = deprecated_aliases(
+    __name__,
+    {
+        "OpticalFlowQueryProvider": (
+            "perceiver.model.vision.optical_flow.backend.InputQueryProvider",
+            "perceiver.model.vision.optical_flow.backend:InputQueryProvider",
+        )
+    },
+)

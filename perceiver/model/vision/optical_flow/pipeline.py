@@ -100,7 +100,9 @@ class OpticalFlowPipeline(Pipeline):
     images) of the same size, at least the model's image size; or a list of pairs. Output per pair: flow `(h, w, 2)`
     `float32` (x, y displacement in pixels), or with `render=True` its rendering `(h, w, 3)` `uint8`.
 
-    :param micro_batch_size: tiles per forward pass (default 1).
+    :param batch_size: tiles per forward pass (default 1), as given to `pipeline(..., batch_size=)` or to a call;
+        the tiles of all pairs of a call are batched together.
+    :param micro_batch_size: the former name of `batch_size`.
     :param min_overlap: minimum overlap of neighbouring tiles in pixels (default 20, at most half the tile size).
     :param flow_scale_factor: multiplies the model's output (default 20, DeepMind's value for their model).
     :param render: return flow renderings instead of flow.
@@ -132,6 +134,31 @@ class OpticalFlowPipeline(Pipeline):
             postprocess_kwargs["render"] = render
         return preprocess_kwargs, forward_kwargs, postprocess_kwargs
 
+    def __call__(self, inputs: Any, *args: Any, batch_size: Optional[int] = None, **kwargs: Any) -> Any:
+        # transformers batches pipeline inputs with a padding collator that needs a tokenizer or feature extractor;
+        # here a batch is made of tiles, and all tiles of all pairs are batched in `_forward` instead
+        batch_size = batch_size if batch_size is not None else kwargs.pop("micro_batch_size", None)
+        batch_size = batch_size if batch_size is not None else self._batch_size or 1
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size={batch_size!r} must be an int >= 1")
+        if isinstance(inputs, list) and batch_size > 1 and _is_pair_list(inputs):
+            # one preprocessing and forward pass over the tiles of all pairs
+            return self._call_batched(inputs, batch_size, **kwargs)
+        return super().__call__(inputs, *args, batch_size=1, micro_batch_size=batch_size, **kwargs)
+
+    def _call_batched(self, pairs: List[Any], batch_size: int, **kwargs: Any) -> List[Any]:
+        preprocess_params, forward_params, postprocess_params = self._sanitize_parameters(**kwargs)
+        items = [self.preprocess(pair, **preprocess_params) for pair in pairs]
+        merged = {"inputs": torch.cat([item["inputs"] for item in items])}
+        flow = self.forward(merged, micro_batch_size=batch_size, **forward_params)["flow"]
+        outputs, start = [], 0
+        for item in items:
+            num_tiles = item["inputs"].shape[0]
+            tiles = {"flow": flow[start : start + num_tiles], **{k: item[k] for k in ("image_shape", "origins")}}
+            outputs.append(self.postprocess(tiles, **postprocess_params))
+            start += num_tiles
+        return outputs
+
     @property
     def tile_shape(self) -> Tuple[int, int]:
         return tuple(self.model.config.backend_config.encoder.image_shape)
@@ -161,16 +188,12 @@ class OpticalFlowPipeline(Pipeline):
         return {"inputs": patches, "image_shape": tuple(image_shape), "origins": origins}
 
     def _forward(self, model_inputs: Dict[str, Any], micro_batch_size: int = 1) -> Dict[str, Any]:
-        inputs = model_inputs["inputs"]
+        inputs = model_inputs["inputs"].to(self.model.device, self.model.dtype)
         flows = [
             self.model(inputs=inputs[i : i + micro_batch_size]).flow
             for i in range(0, inputs.shape[0], micro_batch_size)
         ]
-        return {
-            "flow": torch.cat(flows),
-            "image_shape": model_inputs["image_shape"],
-            "origins": model_inputs["origins"],
-        }
+        return {"flow": torch.cat(flows), **{k: v for k, v in model_inputs.items() if k != "inputs"}}
 
     def postprocess(self, model_outputs: Dict[str, Any], flow_scale_factor: float = 20.0, render: bool = False):
         tiles = model_outputs["flow"].float().cpu().numpy() * flow_scale_factor
@@ -204,6 +227,11 @@ def _frame_pair(image_pair: Any, num_channels: int) -> np.ndarray:
     if frames[0].shape != frames[1].shape:
         raise ValueError(f"images of image_pair differ in shape: {frames[0].shape} and {frames[1].shape}")
     return np.stack(frames)
+
+
+def _is_pair_list(inputs: List[Any]) -> bool:
+    """Whether `inputs` is a list of image pairs (not itself one pair of two images)."""
+    return all(isinstance(item, (tuple, list)) for item in inputs)
 
 
 def _describe(x: Any) -> str:
