@@ -30,6 +30,8 @@ from lightning.pytorch.cli import ReduceLROnPlateau as LightningReduceLROnPlatea
 
 from perceiver.data.common import check_data_files, check_source
 from perceiver.data.text.tokenizer import PERCEIVER_BYTES
+from perceiver.model.core.checkpoint import read_checkpoint
+from perceiver.model.core.lightning import without_params
 from perceiver.scripts.lrs import ConstantWithWarmupLR, CosineWithWarmupLR, WarmupLR
 
 # imported here so that --lr_scheduler also takes their short names (CosineWithWarmupLR, ConstantWithWarmupLR)
@@ -125,6 +127,32 @@ class CLI(LightningCLI):
                 class_path="torch.optim.AdamW",
                 init_args=Namespace(lr=config.model.lr, weight_decay=config.model.weight_decay),
             )
+
+    def _parse_ckpt_path(self) -> None:
+        # as LightningCLI's (the checkpoint's hyperparameters are defaults of the model's arguments), but the file is
+        # read safely (local or http(s); see perceiver.model.core.checkpoint), 0.11 checkpoints are translated, and a
+        # malicious file, one of another task or no checkpoint at all end in a one-line error before anything runs
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if not ckpt_path:
+            return
+        backend_config_class = getattr(self.model_class, "backend_config_class", None)
+        try:
+            checkpoint = read_checkpoint(
+                ckpt_path,
+                expected_config=backend_config_class.__name__ if backend_config_class else None,
+                expected_class=self.model_class.__name__,
+            )
+        except (ValueError, OSError) as e:
+            _fail(f"--ckpt_path: {e}")
+        names = set()
+        for cls in inspect.getmro(self.model_class):
+            if "__init__" in vars(cls):
+                names |= set(inspect.signature(cls.__init__).parameters)
+        hparams = without_params(checkpoint.get("hyper_parameters", {}))
+        hparams = {k: v for k, v in hparams.items() if k in names and k not in ("self", "args", "kwargs")}
+        if hparams:
+            self.config = self.parser.parse_object({subcommand: {"model": hparams}}, self.config)
 
     def _set_task(self, config: Namespace) -> None:
         # data modules serve several tasks: a script trains one, so the data module's default task gives way to it

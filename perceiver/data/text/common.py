@@ -2,6 +2,7 @@
 
 import logging
 import os
+from enum import Enum
 from itertools import chain
 from pathlib import Path
 from typing import Dict, List, Literal, Optional, Union
@@ -33,8 +34,18 @@ logger = logging.getLogger(__name__)
 # fast tokenizers in forked map workers would otherwise warn and disable their own parallelism
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-Task = Literal["mlm", "clm", "clf"]
+TaskName = Literal["mlm", "clm", "clf"]
 TASKS = ("mlm", "clm", "clf")
+
+
+class Task(str, Enum):
+    """The tasks of the text data modules as perceiver-io 0.11's enum (`Task.mlm`); the plain strings "mlm", "clm"
+    and "clf" work everywhere too (members equal their strings)."""
+
+    mlm = "mlm"  # masked language modeling
+    clm = "clm"  # causal language modeling
+    clf = "clf"  # classification
+
 
 # examples per `map` batch; texts of one batch are concatenated before chunking (mlm, clm)
 _MAP_BATCH_SIZE = 1000
@@ -91,7 +102,7 @@ class TextDataModule(SplitDataModule):
         revision: Optional[str] = None,
         dataset_dir: str = DEFAULT_DATASET_DIR,
         tokenizer: Optional[str] = None,
-        task: Task = "mlm",
+        task: TaskName = "mlm",
         max_seq_len: int = 512,
         add_special_tokens: bool = False,
         add_eos_token: bool = False,
@@ -111,6 +122,8 @@ class TextDataModule(SplitDataModule):
         seed: int = 0,
     ):
         super().__init__()
+        if isinstance(task, Task):
+            task = task.value  # hyperparameters hold plain strings
         # not merged into the model's logged hyperparameters, where names such as `tokenizer` would clash
         self.save_hyperparameters(logger=False)
         if source is not None:
