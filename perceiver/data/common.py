@@ -277,9 +277,11 @@ class SplitDataModule(pl.LightningDataModule):
 
     def _dataloader(self, dataset: Dataset, shuffle: bool, train: bool = False) -> DataLoader:
         h = self.hparams
+        # validation and test batches may be larger (`valid_batch_size`, perceiver-io 0.11's text data option)
+        batch_size = h.batch_size if train else (h.get("valid_batch_size") or h.batch_size)
         return dataloader(
             dataset,
-            batch_size=h.batch_size,
+            batch_size=batch_size,
             shuffle=shuffle,
             collate_fn=self.collator(train=train),
             num_workers=h.num_workers,

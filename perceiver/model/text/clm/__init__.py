@@ -1,6 +1,7 @@
 """Perceiver AR causal language model. Importing registers it with `AutoModelForCausalLM` (and so with the
 `text-generation` pipeline)."""
 
+from perceiver._compat import deprecated_names
 from perceiver.model.text.clm.backend import CausalLanguageModel, CausalLanguageModelConfig
 from perceiver.model.text.clm.huggingface import (
     PerceiverARCache,
@@ -19,3 +20,12 @@ __all__ = [
     "PerceiverCausalLanguageModelConfig",
     "convert_checkpoint",
 ]
+
+# perceiver-io 0.11's names
+__getattr__ = deprecated_names(
+    __name__,
+    {
+        "TextInputAdapter": ("perceiver.model.core", "TokenInputAdapterWithRotarySupport"),
+        "TextOutputAdapter": ("perceiver.model.core", "TiedTokenOutputAdapter"),
+    },
+)

@@ -12,6 +12,8 @@ from perceiver.model.vision.image_classifier.huggingface import (
     PerceiverImageClassifierConfig,
     PerceiverImageClassifierInputProcessor,
     convert_checkpoint,
+    convert_config,
+    convert_mnist_classifier_checkpoint,
     convert_model,
 )
 from perceiver.model.vision.image_classifier.lightning import LitImageClassifier
@@ -26,5 +28,7 @@ __all__ = [
     "PerceiverImageClassifierConfig",
     "PerceiverImageClassifierInputProcessor",
     "convert_checkpoint",
+    "convert_config",
+    "convert_mnist_classifier_checkpoint",
     "convert_model",
 ]

@@ -11,6 +11,7 @@ from perceiver.model.vision.optical_flow.huggingface import (
     OpticalFlowPerceiver,
     OpticalFlowPerceiverConfig,
     OpticalFlowPerceiverOutput,
+    convert_config,
     convert_model,
 )
 from perceiver.model.vision.optical_flow.pipeline import (
@@ -32,6 +33,7 @@ __all__ = [
     "OpticalFlowPerceiverOutput",
     "OpticalFlowPipeline",
     "blend_tiles",
+    "convert_config",
     "convert_model",
     "extract_patches",
     "read_frame_pairs",
