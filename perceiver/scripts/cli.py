@@ -25,7 +25,7 @@ from typing import Any, Dict, Optional, Sequence, Type
 from jsonargparse import Namespace
 from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, LRSchedulerTypeTuple
 from lightning.pytorch.cli import ReduceLROnPlateau as LightningReduceLROnPlateau
 
 from perceiver.data.common import check_data_files, check_source
@@ -61,6 +61,9 @@ class CLI(LightningCLI):
     monitor_mode: str = "min"
     links: Sequence[tuple] = ()
     model_defaults: Dict[str, Any] = {}
+    # perceiver-io 0.11 fixed this scheduler per script, so that `--lr_scheduler.warmup_steps=N` (and a saved
+    # config.yaml's `lr_scheduler` without `class_path`) names none; with 0 warmup steps it keeps the learning rate
+    default_lr_scheduler: str = "perceiver.scripts.lrs.ConstantWithWarmupLR"
 
     def __init__(
         self,
@@ -99,6 +102,8 @@ class CLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lr_scheduler_args(LRSchedulerTypeTuple)
+        parser.set_defaults({"lr_scheduler": {"class_path": self.default_lr_scheduler}})
         parser.set_defaults(
             {
                 "checkpoint.monitor": self.monitor,
@@ -120,6 +125,12 @@ class CLI(LightningCLI):
             _fail(str(e))
         if self.task is not None:
             self._set_task(config)
+        if config.trainer.get("strategy") == "ddp_static_graph":
+            # perceiver-io 0.11's strategy name
+            config.trainer.strategy = Namespace(
+                class_path="lightning.pytorch.strategies.DDPStrategy",
+                init_args=Namespace(static_graph=True, find_unused_parameters=False),
+            )
         _share_log_version(config.trainer.logger)
         if config.get("lr_scheduler") and not config.get("optimizer"):
             # LightningCLI ignores a scheduler without an optimizer; use the model's AdamW settings instead
