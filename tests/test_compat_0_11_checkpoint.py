@@ -80,7 +80,7 @@ def write_legacy_checkpoint(fixtures_dir: Path, name: str, path: Path, datamodul
         "global_step": 300,
         "pytorch-lightning_version": "2.0.4",
         "state_dict": {"model." + k[len("backend_model.") :]: v for k, v in weights.items()},
-        "loops": {"fit_loop": {"state_dict": {}, "epoch_progress": {"current": {"completed": 2}}}},
+        "loops": _loops_state(),
         "callbacks": {"ModelCheckpoint{'monitor': 'val_loss', 'mode': 'min'}": {"best_model_score": torch.tensor(1.5)}},
         "optimizer_states": [{"state": {}, "param_groups": [{"lr": 1e-3, "params": [0, 1]}]}],
         "lr_schedulers": [{"last_epoch": 300, "_step_count": 301, "base_lrs": [1e-3]}],
@@ -93,6 +93,15 @@ def write_legacy_checkpoint(fixtures_dir: Path, name: str, path: Path, datamodul
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(checkpoint, path)
     return path
+
+
+def _loops_state() -> dict:
+    """The `loops` entry of a Lightning 2.x checkpoint (fit, validate, test and predict progress), as written before
+    training started."""
+    import lightning.pytorch as pl
+
+    trainer = pl.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
+    return trainer._checkpoint_connector._get_loops_state_dict()
 
 
 _WRAPPERS = {

@@ -242,3 +242,58 @@ def test_preproc_and_clm_fsdp_modules_of_0_11(tmp_path, monkeypatch, capsys):
             )
     assert info.value.code == 0
     assert "strategy: fsdp_perceiver_ar" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_validate_a_0_11_checkpoint_with_ckpt_path(fixtures_dir, tmp_path, imdb_dir, monkeypatch):
+    """`validate --ckpt_path=<0.11 checkpoint>`: the architecture comes from the checkpoint, the weights too."""
+    from safetensors.torch import load_file
+
+    from perceiver.scripts.text import mlm
+
+    ckpt = write_legacy_checkpoint(fixtures_dir, "mlm", tmp_path / "mlm.ckpt")
+    cli = _run(
+        mlm.main,
+        [
+            "validate",
+            "--data=ImdbDataModule",
+            f"--data.source={imdb_dir}",
+            "--data.task=mlm",
+            "--data.tokenizer=perceiver-bytes",
+            "--data.max_seq_len=48",
+            "--data.batch_size=2",
+            "--data.num_workers=0",
+            f"--data.dataset_dir={tmp_path / 'data'}",
+            "--trainer.accelerator=cpu",
+            "--trainer.limit_val_batches=2",
+            "--trainer.logger=false",
+            f"--ckpt_path={ckpt}",
+        ],
+        tmp_path,
+        monkeypatch,
+    )
+    assert cli.model.backend_config.num_latents == 12
+    state_dict = cli.model.backend_model.state_dict()
+    for key, value in load_file(fixtures_dir / "mlm" / "model.safetensors").items():
+        assert (state_dict[key[len("backend_model.") :]] == value).all(), key
+
+
+def test_pytorch_lightning_trainer_needs_the_documented_import_change():
+    """docs/migrating-from-0.11.md: `pytorch_lightning` is a separate distribution whose trainer refuses
+    `lightning.pytorch` modules; `lightning.pytorch.Trainer` (the one-line migration) trains them."""
+    import lightning.pytorch
+    import torch
+
+    from perceiver.model.text import clm
+
+    pytorch_lightning = pytest.importorskip("pytorch_lightning")
+    config = clm.CausalLanguageModelConfig(
+        vocab_size=10, max_seq_len=8, max_latents=4, num_channels=8, num_heads=1, num_self_attention_layers=1
+    )
+    loader = torch.utils.data.DataLoader([{"input_ids": torch.arange(8) % 10}] * 4, batch_size=2)
+    kwargs = dict(max_steps=1, logger=False, enable_checkpointing=False, accelerator="cpu", enable_progress_bar=False)
+    with pytest.raises(TypeError, match="must be a `LightningModule`"):
+        pytorch_lightning.Trainer(**kwargs).fit(clm.LitCausalLanguageModel.create(config), loader)
+    trainer = lightning.pytorch.Trainer(**kwargs, enable_model_summary=False)
+    trainer.fit(clm.LitCausalLanguageModel.create(config), loader)
+    assert trainer.global_step == 1
