@@ -233,8 +233,42 @@ def http_dir(tmp_path):
         server.server_close()
 
 
+def _fit_from(ckpt_path: str):
+    """Lightning's own trainer resuming from `ckpt_path` (read by the strategy's checkpoint IO)."""
+    import lightning.pytorch as pl
+
+    config = clm.CausalLanguageModelConfig(
+        vocab_size=262,
+        max_seq_len=48,
+        max_latents=16,
+        num_channels=32,
+        num_heads=4,
+        num_self_attention_layers=2,
+        self_attention_widening_factor=2,
+        cross_attention_widening_factor=2,
+    )
+    loader = torch.utils.data.DataLoader([{"input_ids": torch.arange(32) % 262}] * 4, batch_size=2)
+
+    class StartWeights(pl.Callback):
+        def on_train_start(self, trainer, pl_module):
+            self.state_dict = {k: v.clone() for k, v in pl_module.backend_model.state_dict().items()}
+
+    start = StartWeights()
+    trainer = pl.Trainer(
+        max_steps=1,
+        logger=False,
+        enable_checkpointing=False,
+        accelerator="cpu",
+        enable_progress_bar=False,
+        callbacks=[start],
+    )
+    trainer.fit(clm.LitCausalLanguageModel.create(config), loader, ckpt_path=ckpt_path)
+    return start.state_dict
+
+
 def _entry_points(tmp_path):
     return {
+        "trainer_fit": _fit_from,
         "convert_checkpoint": lambda url: clm.convert_checkpoint(tmp_path / "converted", url),
         "load_checkpoint": lambda url: clm.LitCausalLanguageModel.load_checkpoint(url),
         "load_from_checkpoint": lambda url: clm.LitCausalLanguageModel.load_from_checkpoint(url, weights_only=False),
@@ -242,7 +276,9 @@ def _entry_points(tmp_path):
     }
 
 
-@pytest.mark.parametrize("entry", ["convert_checkpoint", "load_checkpoint", "load_from_checkpoint", "params"])
+@pytest.mark.parametrize(
+    "entry", ["convert_checkpoint", "load_checkpoint", "load_from_checkpoint", "params", "trainer_fit"]
+)
 @pytest.mark.parametrize("remote", [True, False])
 def test_malicious_checkpoint_is_refused_and_never_runs(fixtures_dir, tmp_path, http_dir, entry, remote):
     root, base_url = http_dir
@@ -290,7 +326,9 @@ def test_malicious_checkpoint_is_refused_by_the_cli(fixtures_dir, tmp_path, http
         assert not marker.exists()
 
 
-@pytest.mark.parametrize("entry", ["convert_checkpoint", "load_checkpoint", "load_from_checkpoint", "params"])
+@pytest.mark.parametrize(
+    "entry", ["convert_checkpoint", "load_checkpoint", "load_from_checkpoint", "params", "trainer_fit"]
+)
 def test_checkpoint_of_another_task_is_refused_naming_both(fixtures_dir, tmp_path, entry):
     path = write_legacy_checkpoint(fixtures_dir, "sam", tmp_path / "sam.ckpt", {"dataset_dir": "x", "max_seq_len": 48})
     with pytest.raises(ValueError, match="symbolic audio model.*causal language model"):
@@ -339,3 +377,16 @@ def test_non_lightning_file_is_a_clear_value_error(tmp_path, content):
     with pytest.raises(FileNotFoundError, match="missing.ckpt"):
         read_checkpoint(tmp_path / "missing.ckpt")
     assert not os.path.exists(tmp_path / "out")
+
+
+def test_trainer_resumes_from_a_legacy_checkpoint_url(fixtures_dir, tmp_path, http_dir):
+    """Lightning's trainer reads a (0.11) checkpoint from an http(s) URL through the safe checkpoint IO."""
+    root, base_url = http_dir
+    path = write_legacy_checkpoint(fixtures_dir, "clm", root / "clm.ckpt")
+    checkpoint = torch.load(path, weights_only=False)  # written by this test
+    model = clm.LitCausalLanguageModel.load_checkpoint(path)
+    checkpoint["optimizer_states"] = [torch.optim.AdamW(model.parameters(), lr=1e-3).state_dict()]
+    torch.save(checkpoint, path)
+    state_dict = _fit_from(f"{base_url}/clm.ckpt")  # the weights training started from
+    for key, value in load_file(fixtures_dir / "clm" / "model.safetensors").items():
+        assert torch.equal(state_dict[key[len("backend_model.") :]], value), key
