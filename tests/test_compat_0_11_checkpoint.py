@@ -267,8 +267,11 @@ def _fit_from(ckpt_path: str):
 
 
 def _entry_points(tmp_path):
+    from perceiver.data.text import TextFilesDataModule
+
     return {
         "trainer_fit": _fit_from,
+        "datamodule": lambda url: TextFilesDataModule.load_from_checkpoint(url),
         "convert_checkpoint": lambda url: clm.convert_checkpoint(tmp_path / "converted", url),
         "load_checkpoint": lambda url: clm.LitCausalLanguageModel.load_checkpoint(url),
         "load_from_checkpoint": lambda url: clm.LitCausalLanguageModel.load_from_checkpoint(url, weights_only=False),
@@ -277,7 +280,7 @@ def _entry_points(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "entry", ["convert_checkpoint", "load_checkpoint", "load_from_checkpoint", "params", "trainer_fit"]
+    "entry", ["convert_checkpoint", "load_checkpoint", "load_from_checkpoint", "params", "trainer_fit", "datamodule"]
 )
 @pytest.mark.parametrize("remote", [True, False])
 def test_malicious_checkpoint_is_refused_and_never_runs(fixtures_dir, tmp_path, http_dir, entry, remote):
@@ -363,6 +366,17 @@ def test_checkpoint_of_another_task_written_by_this_library_is_refused(tmp_path)
     assert loaded.backend_config.decoder.num_classes == 3
     with pytest.raises(ValueError, match="image classifier.*LitTextClassifier loads checkpoints of a text classifier"):
         classifier.LitTextClassifier.load_checkpoint(tmp_path / "img.ckpt")
+
+
+def test_data_module_loads_from_a_legacy_checkpoint(fixtures_dir, tmp_path):
+    from perceiver.data.text import Task, TextFilesDataModule
+
+    text = tmp_path / "train.txt"
+    text.write_text("some text\n" * 20)
+    hparams = {"source": str(text), "tokenizer": None, "task": Task.clm, "max_seq_len": 16, "batch_size": 3}
+    path = write_legacy_checkpoint(fixtures_dir, "clm", tmp_path / "clm.ckpt", hparams)
+    data_module = TextFilesDataModule.load_from_checkpoint(path, num_workers=0)
+    assert data_module.hparams.task == "clm" and data_module.hparams.batch_size == 3
 
 
 @pytest.mark.parametrize("content", [b"not a checkpoint at all", b""])
