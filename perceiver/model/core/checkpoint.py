@@ -149,7 +149,7 @@ def read_checkpoint(
 
 def _load(source: str, map_location: Any) -> Any:
     if is_url(source):
-        with urllib.request.urlopen(source) as response:  # noqa: S310 (http(s) only, see is_url)
+        with urllib.request.urlopen(source, timeout=120) as response:  # noqa: S310 (http(s) only, see is_url)
             f: Any = io.BytesIO(response.read())
     else:
         local = Path(os.path.expanduser(source))
