@@ -178,7 +178,7 @@ def test_deterministic_batches_with_worker_processes(tmp_path, text_dir):
 
     a, b, c = first_batches(0, 2), first_batches(0, 2), first_batches(1, 2)
     for x, y in zip(a, b):
-        for key in x:
+        for key in x.keys():
             assert torch.equal(x[key], y[key])
     assert not torch.equal(original_tokens(a[0]), original_tokens(c[0]))  # another seed: another order
 

@@ -275,11 +275,26 @@ class SplitDataModule(pl.LightningDataModule):
         """Collates a list of examples into a batch (None: PyTorch's default collation)."""
         return None
 
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path: Union[str, os.PathLike], *args: Any, **kwargs: Any):
+        """The data module of a Lightning checkpoint (local path or http(s) URL), built from its
+        `datamodule_hyper_parameters` updated with `kwargs`. Unlike Lightning's method, the file is always read
+        safely (`weights_only=True`, see `perceiver.model.core.checkpoint`); other positional arguments are ignored."""
+        from perceiver.model.core.checkpoint import read_checkpoint  # the one safe checkpoint reader (no model code)
+
+        checkpoint = read_checkpoint(checkpoint_path)
+        data_module = cls(**{**(checkpoint.get("datamodule_hyper_parameters") or {}), **kwargs})
+        if cls.__qualname__ in checkpoint:
+            data_module.load_state_dict(checkpoint[cls.__qualname__])
+        return data_module
+
     def _dataloader(self, dataset: Dataset, shuffle: bool, train: bool = False) -> DataLoader:
         h = self.hparams
+        # validation and test batches may be larger (`valid_batch_size`, perceiver-io 0.11's text data option)
+        batch_size = h.batch_size if train else (h.get("valid_batch_size") or h.batch_size)
         return dataloader(
             dataset,
-            batch_size=h.batch_size,
+            batch_size=batch_size,
             shuffle=shuffle,
             collate_fn=self.collator(train=train),
             num_workers=h.num_workers,

@@ -25,11 +25,13 @@ from typing import Any, Dict, Optional, Sequence, Type
 from jsonargparse import Namespace
 from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, LRSchedulerTypeTuple
 from lightning.pytorch.cli import ReduceLROnPlateau as LightningReduceLROnPlateau
 
 from perceiver.data.common import check_data_files, check_source
 from perceiver.data.text.tokenizer import PERCEIVER_BYTES
+from perceiver.model.core.checkpoint import read_checkpoint
+from perceiver.model.core.lightning import without_params
 from perceiver.scripts.lrs import ConstantWithWarmupLR, CosineWithWarmupLR, WarmupLR
 
 # imported here so that --lr_scheduler also takes their short names (CosineWithWarmupLR, ConstantWithWarmupLR)
@@ -59,6 +61,9 @@ class CLI(LightningCLI):
     monitor_mode: str = "min"
     links: Sequence[tuple] = ()
     model_defaults: Dict[str, Any] = {}
+    # perceiver-io 0.11 fixed this scheduler per script, so that `--lr_scheduler.warmup_steps=N` (and a saved
+    # config.yaml's `lr_scheduler` without `class_path`) names none; with 0 warmup steps it keeps the learning rate
+    default_lr_scheduler: str = "perceiver.scripts.lrs.ConstantWithWarmupLR"
 
     def __init__(
         self,
@@ -97,6 +102,8 @@ class CLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lr_scheduler_args(LRSchedulerTypeTuple)
+        parser.set_defaults({"lr_scheduler": {"class_path": self.default_lr_scheduler}})
         parser.set_defaults(
             {
                 "checkpoint.monitor": self.monitor,
@@ -118,6 +125,12 @@ class CLI(LightningCLI):
             _fail(str(e))
         if self.task is not None:
             self._set_task(config)
+        if config.trainer.get("strategy") == "ddp_static_graph":
+            # perceiver-io 0.11's strategy name
+            config.trainer.strategy = Namespace(
+                class_path="lightning.pytorch.strategies.DDPStrategy",
+                init_args=Namespace(static_graph=True, find_unused_parameters=False),
+            )
         _share_log_version(config.trainer.logger)
         if config.get("lr_scheduler") and not config.get("optimizer"):
             # LightningCLI ignores a scheduler without an optimizer; use the model's AdamW settings instead
@@ -125,6 +138,32 @@ class CLI(LightningCLI):
                 class_path="torch.optim.AdamW",
                 init_args=Namespace(lr=config.model.lr, weight_decay=config.model.weight_decay),
             )
+
+    def _parse_ckpt_path(self) -> None:
+        # as LightningCLI's (the checkpoint's hyperparameters are defaults of the model's arguments), but the file is
+        # read safely (local or http(s); see perceiver.model.core.checkpoint), 0.11 checkpoints are translated, and a
+        # malicious file, one of another task or no checkpoint at all end in a one-line error before anything runs
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if not ckpt_path:
+            return
+        backend_config_class = getattr(self.model_class, "backend_config_class", None)
+        try:
+            checkpoint = read_checkpoint(
+                ckpt_path,
+                expected_config=backend_config_class.__name__ if backend_config_class else None,
+                expected_class=self.model_class.__name__,
+            )
+        except (ValueError, OSError) as e:
+            _fail(f"--ckpt_path: {e}")
+        names = set()
+        for cls in inspect.getmro(self.model_class):
+            if "__init__" in vars(cls):
+                names |= set(inspect.signature(cls.__init__).parameters)
+        hparams = without_params(checkpoint.get("hyper_parameters", {}))
+        hparams = {k: v for k, v in hparams.items() if k in names and k not in ("self", "args", "kwargs")}
+        if hparams:
+            self.config = self.parser.parse_object({subcommand: {"model": hparams}}, self.config)
 
     def _set_task(self, config: Namespace) -> None:
         # data modules serve several tasks: a script trains one, so the data module's default task gives way to it

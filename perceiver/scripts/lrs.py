@@ -15,7 +15,8 @@ class WarmupLR(LRScheduler):
     optimizer step (not each epoch).
     """
 
-    def __init__(self, optimizer: Optimizer, warmup_steps: int = 0, last_epoch: int = -1):
+    def __init__(self, optimizer: Optimizer, warmup_steps: int = 0, last_epoch: int = -1, verbose: bool = False):
+        # `verbose` (deprecated in torch, unused) is accepted because perceiver-io 0.11's saved configs set it
         if warmup_steps < 0:
             raise ValueError(f"warmup_steps={warmup_steps} must be >= 0")
         self.warmup_steps = warmup_steps
@@ -52,6 +53,7 @@ class CosineWithWarmupLR(WarmupLR):
         training_steps: Optional[int] = None,
         min_fraction: float = 0.0,
         last_epoch: int = -1,
+        verbose: bool = False,
     ):
         if not 0.0 <= min_fraction <= 1.0:
             raise ValueError(f"min_fraction={min_fraction} must be in [0, 1]")

@@ -5,10 +5,12 @@ from perceiver.data.text.c4 import C4DataModule
 from perceiver.data.text.collator import (
     CausalLanguageModelCollator,
     ClassificationCollator,
+    RandomTruncateCollator,
+    TextBatch,
     TokenMaskingCollator,
     WordMaskingCollator,
 )
-from perceiver.data.text.common import RandomShiftDataset, Task, TextDataModule
+from perceiver.data.text.common import RandomShiftDataset, Task, TextDataModule, TextPreprocessor
 from perceiver.data.text.enwik8 import Enwik8DataModule
 from perceiver.data.text.files import TextFilesDataModule
 from perceiver.data.text.imdb import ImdbDataModule
@@ -26,9 +28,12 @@ __all__ = [
     "Enwik8DataModule",
     "ImdbDataModule",
     "RandomShiftDataset",
+    "RandomTruncateCollator",
     "Task",
     "TextDataModule",
+    "TextBatch",
     "TextFilesDataModule",
+    "TextPreprocessor",
     "TokenMaskingCollator",
     "WikiTextDataModule",
     "WikipediaDataModule",

@@ -2,7 +2,7 @@
 
 from typing import Optional, Union
 
-from perceiver.data.text.common import Task, TextDataModule
+from perceiver.data.text.common import TaskName, TextDataModule
 
 
 class BookCorpusDataModule(TextDataModule):
@@ -16,7 +16,7 @@ class BookCorpusDataModule(TextDataModule):
         source: str = "bookcorpus/bookcorpus",
         config_name: Optional[str] = "plain_text",
         revision: Optional[str] = "refs/convert/parquet",
-        task: Task = "mlm",
+        task: TaskName = "mlm",
         valid_size: Union[int, float] = 0.001,
         **kwargs,
     ):
@@ -35,7 +35,7 @@ class BookCorpusOpenDataModule(TextDataModule):
     def __init__(
         self,
         source: str = "lucadiliello/bookcorpusopen",
-        task: Task = "clm",
+        task: TaskName = "clm",
         valid_size: Union[int, float] = 0.01,
         **kwargs,
     ):

@@ -5,7 +5,7 @@ from typing import Optional
 from torch.utils.data import DataLoader
 
 from perceiver.data.common import dataloader
-from perceiver.data.text.common import Task, TextDataModule, non_empty, tokenize_and_chunk
+from perceiver.data.text.common import TaskName, TextDataModule, non_empty, tokenize_and_chunk
 
 _MAP_BATCH_SIZE = 100
 
@@ -26,7 +26,7 @@ class C4DataModule(TextDataModule):
         self,
         source: str = "allenai/c4",
         config_name: Optional[str] = "en",
-        task: Task = "mlm",
+        task: TaskName = "mlm",
         valid_size: int = 10000,
         shuffle_buffer_size: int = 10000,
         **kwargs,

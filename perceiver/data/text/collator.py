@@ -11,6 +11,36 @@ from transformers import DataCollatorForLanguageModeling, PreTrainedTokenizerBas
 Batch = Dict[str, torch.Tensor]
 
 
+class TextBatch(dict):
+    """A batch `{"input_ids", "attention_mask", "labels"}` that, unpacked or indexed by position, is perceiver-io
+    0.11's batch tuple: `labels, input_ids, pad_mask = batch` (`pad_mask` True at padding)."""
+
+    def as_tuple(self) -> tuple:
+        return self["labels"], self["input_ids"], self.pad_mask()
+
+    def pad_mask(self) -> torch.Tensor:
+        attention_mask = self.get("attention_mask")
+        return torch.zeros_like(self["input_ids"], dtype=torch.bool) if attention_mask is None else attention_mask == 0
+
+    def __iter__(self):
+        return iter(self.as_tuple())
+
+    def __getitem__(self, key):
+        if isinstance(key, int):
+            return self.as_tuple()[key]
+        return super().__getitem__(key)
+
+
+class CausalTextBatch(TextBatch):
+    """A causal language modeling `TextBatch`: as 0.11's tuple, `labels` are the next tokens (shifted by one, -100
+    at the last position), where this library's `labels` are aligned with `input_ids` (🤗's convention)."""
+
+    def as_tuple(self) -> tuple:
+        labels = self["labels"]
+        next_tokens = torch.cat([labels[:, 1:], torch.full_like(labels[:, :1], -100)], dim=1)
+        return next_tokens, self["input_ids"], self.pad_mask()
+
+
 def pad(sequences: Sequence[Sequence[int]], value: int, side: str = "right") -> torch.Tensor:
     """Pads `sequences` of token ids to a `(b, n)` tensor with `value` on the `side` ("left" or "right")."""
     n = max(len(s) for s in sequences)
@@ -33,11 +63,13 @@ class TokenMaskingCollator:
     token (80%), a random token (10%) or kept (10%) (BERT's recipe, 🤗's `DataCollatorForLanguageModeling`).
     Labels are -100 except at selected tokens."""
 
+    batch_class: type = dict
+
     def __init__(self, tokenizer: PreTrainedTokenizerBase, mask_prob: float = 0.15):
         self.collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=mask_prob)
 
     def __call__(self, examples: List[dict]) -> Batch:
-        return self.collator([{"input_ids": example["input_ids"]} for example in examples])
+        return self.batch_class(self.collator([{"input_ids": example["input_ids"]} for example in examples]))
 
 
 class WordMaskingCollator:
@@ -47,6 +79,8 @@ class WordMaskingCollator:
     Examples hold `word_ids`, a word index per token (-1 for tokens outside words); contiguous tokens with the same
     index form a word.
     """
+
+    batch_class: type = dict
 
     def __init__(self, tokenizer: PreTrainedTokenizerBase, mask_prob: float = 0.15):
         if tokenizer.mask_token_id is None:
@@ -80,7 +114,7 @@ class WordMaskingCollator:
         input_ids = input_ids.masked_fill(masked, self.mask_token_id)
         input_ids = torch.where(randomized, torch.randint_like(input_ids, self.vocab_size), input_ids)
         attention_mask = _attention_mask([e["input_ids"] for e in examples], side)
-        return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+        return self.batch_class(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
 
 
 class CausalLanguageModelCollator:
@@ -92,6 +126,8 @@ class CausalLanguageModelCollator:
         [`random_min_seq_len`, sequence length]. With Perceiver AR's fixed number of latents this draws a random
         prefix length for each batch (its sequence length minus the number of latents).
     """
+
+    batch_class: type = dict
 
     def __init__(
         self,
@@ -115,11 +151,21 @@ class CausalLanguageModelCollator:
         if self.random_truncation and seq_len > self.random_min_seq_len:
             n = int(torch.randint(self.random_min_seq_len, seq_len + 1, ()))
             input_ids, attention_mask, labels = input_ids[:, -n:], attention_mask[:, -n:], labels[:, -n:]
-        return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+        return self.batch_class(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
 
 
-class ClassificationCollator:
-    """Classification batches: token ids padded on `padding_side`, integer class `labels`."""
+class RandomTruncateCollator(CausalLanguageModelCollator):
+    """`CausalLanguageModelCollator` with random truncation (perceiver-io 0.11's name): each batch keeps its last n
+    positions, n uniformly drawn from [`random_min_seq_len`, sequence length]."""
+
+    def __init__(self, pad_token_id: Optional[int], padding_side: str = "left", random_min_seq_len: int = 1):
+        super().__init__(pad_token_id, padding_side, random_truncation=True, random_min_seq_len=random_min_seq_len)
+
+
+class MaskedExamplesCollator:
+    """Batches of examples masked beforehand (static masking): pads their `input_ids` and `labels` (with -100)."""
+
+    batch_class: type = dict
 
     def __init__(self, pad_token_id: int, padding_side: str = "right"):
         self.pad_token_id = pad_token_id
@@ -127,8 +173,26 @@ class ClassificationCollator:
 
     def __call__(self, examples: List[dict]) -> Batch:
         sequences = [e["input_ids"] for e in examples]
-        return {
-            "input_ids": pad(sequences, self.pad_token_id, self.padding_side),
-            "attention_mask": _attention_mask(sequences, self.padding_side),
-            "labels": torch.tensor([e["label"] for e in examples], dtype=torch.long),
-        }
+        return self.batch_class(
+            input_ids=pad(sequences, self.pad_token_id, self.padding_side),
+            attention_mask=_attention_mask(sequences, self.padding_side),
+            labels=pad([e["labels"] for e in examples], -100, self.padding_side),
+        )
+
+
+class ClassificationCollator:
+    """Classification batches: token ids padded on `padding_side`, integer class `labels`."""
+
+    batch_class: type = dict
+
+    def __init__(self, pad_token_id: int, padding_side: str = "right"):
+        self.pad_token_id = pad_token_id
+        self.padding_side = padding_side
+
+    def __call__(self, examples: List[dict]) -> Batch:
+        sequences = [e["input_ids"] for e in examples]
+        return self.batch_class(
+            input_ids=pad(sequences, self.pad_token_id, self.padding_side),
+            attention_mask=_attention_mask(sequences, self.padding_side),
+            labels=torch.tensor([e["label"] for e in examples], dtype=torch.long),
+        )

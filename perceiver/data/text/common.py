@@ -2,9 +2,11 @@
 
 import logging
 import os
+import warnings
+from enum import Enum
 from itertools import chain
 from pathlib import Path
-from typing import Dict, List, Literal, Optional, Union
+from typing import Dict, List, Literal, Optional, Tuple, Union
 
 import datasets
 import torch
@@ -22,7 +24,11 @@ from perceiver.data.common import (
 )
 from perceiver.data.text.collator import (
     CausalLanguageModelCollator,
+    CausalTextBatch,
     ClassificationCollator,
+    MaskedExamplesCollator,
+    RandomTruncateCollator,
+    TextBatch,
     TokenMaskingCollator,
     WordMaskingCollator,
 )
@@ -33,8 +39,18 @@ logger = logging.getLogger(__name__)
 # fast tokenizers in forked map workers would otherwise warn and disable their own parallelism
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-Task = Literal["mlm", "clm", "clf"]
+TaskName = Literal["mlm", "clm", "clf"]
 TASKS = ("mlm", "clm", "clf")
+
+
+class Task(str, Enum):
+    """The tasks of the text data modules as perceiver-io 0.11's enum (`Task.mlm`); the plain strings "mlm", "clm"
+    and "clf" work everywhere too (members equal their strings)."""
+
+    mlm = "mlm"  # masked language modeling
+    clm = "clm"  # causal language modeling
+    clf = "clf"  # classification
+
 
 # examples per `map` batch; texts of one batch are concatenated before chunking (mlm, clm)
 _MAP_BATCH_SIZE = 1000
@@ -79,6 +95,16 @@ class TextDataModule(SplitDataModule):
     :param pin_memory: pin batches in memory (only where a GPU is available).
     :param preproc_workers: processes for preprocessing (default: the number of CPUs).
     :param seed: seed of the validation split and of shuffling.
+    :param static_masking: (`mlm`, with `mask_words`) mask each example once, the same in every epoch, instead of
+        anew in each batch.
+    :param random_valid_shift: (`clm`) `random_train_shift` for validation data.
+    :param random_valid_truncation: (`clm`) `random_train_truncation` for validation batches.
+    :param preproc_batch_size: texts per preprocessing batch (texts of a batch are concatenated before chunking).
+    :param valid_batch_size: examples per validation and test batch (default: `batch_size`).
+
+    Batches are dicts; unpacked (`labels, input_ids, pad_mask = batch`) they are perceiver-io 0.11's batch tuples.
+    Subclasses may implement 0.11's hook `load_source_dataset()` (a `DatasetDict` with train and valid splits of raw
+    text) instead of giving a `source`.
     """
 
     hub_source: Optional[str] = None  # hub id of subclasses' default source, for their docs
@@ -86,12 +112,12 @@ class TextDataModule(SplitDataModule):
 
     def __init__(
         self,
-        source: Optional[str],
+        source: Optional[str] = None,
         config_name: Optional[str] = None,
         revision: Optional[str] = None,
         dataset_dir: str = DEFAULT_DATASET_DIR,
         tokenizer: Optional[str] = None,
-        task: Task = "mlm",
+        task: TaskName = "mlm",
         max_seq_len: int = 512,
         add_special_tokens: bool = False,
         add_eos_token: bool = False,
@@ -109,8 +135,15 @@ class TextDataModule(SplitDataModule):
         pin_memory: bool = True,
         preproc_workers: Optional[int] = None,
         seed: int = 0,
+        static_masking: bool = False,
+        random_valid_shift: bool = False,
+        random_valid_truncation: bool = False,
+        preproc_batch_size: int = _MAP_BATCH_SIZE,
+        valid_batch_size: Optional[int] = None,
     ):
         super().__init__()
+        if isinstance(task, Task):
+            task = task.value  # hyperparameters hold plain strings
         # not merged into the model's logged hyperparameters, where names such as `tokenizer` would clash
         self.save_hyperparameters(logger=False)
         if source is not None:
@@ -121,9 +154,20 @@ class TextDataModule(SplitDataModule):
             raise ValueError(f"max_seq_len={max_seq_len} must be at least 1")
         if not 0.0 < mask_prob < 1.0:
             raise ValueError(f"mask_prob={mask_prob} must be in (0, 1)")
-        if task != "clm" and (random_train_shift or random_train_truncation):
-            raise ValueError(f"random_train_shift and random_train_truncation apply to task 'clm', not {task!r}")
-        if random_train_truncation and not 1 <= random_min_seq_len <= max_seq_len:
+        random_options = random_train_shift or random_train_truncation or random_valid_shift or random_valid_truncation
+        if task != "clm" and random_options:
+            raise ValueError(
+                "random_train_shift and random_train_truncation apply to task 'clm' (as do random_valid_shift and "
+                f"random_valid_truncation), not {task!r}"
+            )
+        if static_masking and not mask_words:
+            # 0.11's wording
+            raise ValueError("static_masking=true is only supported for mask_words=true")
+        if preproc_batch_size < 1:
+            raise ValueError(f"preproc_batch_size={preproc_batch_size} must be at least 1")
+        if valid_batch_size is not None and valid_batch_size < 1:
+            raise ValueError(f"valid_batch_size={valid_batch_size} must be at least 1")
+        if (random_train_truncation or random_valid_truncation) and not 1 <= random_min_seq_len <= max_seq_len:
             raise ValueError(f"random_min_seq_len={random_min_seq_len} must be in [1, max_seq_len={max_seq_len}]")
 
         self.tokenizer = load_tokenizer(tokenizer)
@@ -179,9 +223,12 @@ class TextDataModule(SplitDataModule):
     def preproc_dir(self) -> Path:
         """Where the preprocessed dataset of this configuration is saved."""
         h = self.hparams
+        has_source = h.source is not None or self.data_files is not None
         key = fingerprint(
             cls=type(self).__name__,
-            source=source_fingerprint(h.source, h.revision, self.data_files),
+            source=source_fingerprint(h.source, h.revision, self.data_files) if has_source else None,
+            # a subclass's own arguments, which its `load_source_dataset` may use
+            subclass_args=None if has_source else sorted((k, str(v)) for k, v in h.items()),
             text_options=self.text_options,
             config_name=h.config_name,
             tokenizer=self._tokenizer_fingerprint(),
@@ -217,13 +264,34 @@ class TextDataModule(SplitDataModule):
     def load_splits(self) -> datasets.DatasetDict:
         """The train, valid and (where available) test splits of raw text. Subclasses override this to combine or
         split the source's splits; validation data defaults to `valid_size` of the training data."""
-        dataset = self.load_source()
+        dataset = self.load_source_dataset()
+        dataset = datasets.DatasetDict({_split_alias(name): ds for name, ds in dataset.items()})
         if "train" not in dataset:
             raise ValueError(f"source={self.hparams.source!r} has no train split, found {sorted(dataset)}")
         splits = {name: dataset[name] for name in ("train", "valid", "test") if name in dataset}
         if "valid" not in splits:
             splits["train"], splits["valid"] = split_off(splits["train"], self.hparams.valid_size, self.hparams.seed)
         return datasets.DatasetDict(splits)
+
+    def load_source_dataset(self) -> datasets.DatasetDict:
+        """The source's splits of raw text (perceiver-io 0.11's hook; default: `load_source()`)."""
+        if self.hparams.source is None and self.data_files is None:
+            raise ValueError(f"{type(self).__name__} needs a source (or an implementation of load_source_dataset)")
+        return self.load_source()
+
+    def _train_valid_split(self, dataset: datasets.Dataset, train_size: int, valid_size: int) -> datasets.DatasetDict:
+        """`train_size` and `valid_size` examples of `dataset` (shuffled with `seed`) as train and valid splits."""
+        if train_size + valid_size > len(dataset):
+            raise ValueError(f"train_size + valid_size = {train_size + valid_size} exceed the {len(dataset)} examples")
+        shuffled = dataset.shuffle(seed=self.hparams.seed)
+        return datasets.DatasetDict(
+            train=shuffled.select(range(train_size)),
+            valid=shuffled.select(range(train_size, train_size + valid_size)),
+        )
+
+    def text_preprocessor(self) -> "TextPreprocessor":
+        """perceiver-io 0.11's inference preprocessing with this data module's tokenizer and `max_seq_len`."""
+        return TextPreprocessor(self.tokenizer, self.hparams.max_seq_len, self.hparams.add_special_tokens)
 
     def prepare_data(self) -> None:
         """Loads, tokenizes and caches the data (once per configuration)."""
@@ -265,11 +333,11 @@ class TextDataModule(SplitDataModule):
             result[name] = ds.map(
                 fn,
                 batched=True,
-                batch_size=_MAP_BATCH_SIZE,
+                batch_size=h.preproc_batch_size,
                 fn_kwargs={**fn_kwargs, **fn_kwargs_task},
                 remove_columns=ds.column_names,
                 features=features,
-                num_proc=num_proc if num_proc and num_proc > 1 and len(ds) >= 2 * _MAP_BATCH_SIZE else None,
+                num_proc=num_proc if num_proc and num_proc > 1 and len(ds) >= 2 * h.preproc_batch_size else None,
                 desc=f"Tokenizing ({name})",
             )
             if len(result[name]) == 0:
@@ -311,23 +379,43 @@ class TextDataModule(SplitDataModule):
         self.ds_train = dataset["train"]
         self.ds_valid = dataset["valid"]
         self.ds_test = dataset["test"] if "test" in dataset else None
-        if self.hparams.task == "clm" and self.hparams.random_train_shift:
+        h = self.hparams
+        if h.task == "clm" and h.random_train_shift:
             self.ds_train = RandomShiftDataset(self.ds_train)
+        if h.task == "clm" and h.random_valid_shift:
+            self.ds_valid = RandomShiftDataset(self.ds_valid)
+        if h.task == "mlm" and h.static_masking:
+            masker = WordMaskingCollator(self.tokenizer, mask_prob=h.mask_prob)
+            self.ds_train = StaticMaskedDataset(self.ds_train, masker, h.seed)
+            self.ds_valid = StaticMaskedDataset(self.ds_valid, masker, h.seed + 1)
+            if self.ds_test is not None:
+                self.ds_test = StaticMaskedDataset(self.ds_test, masker, h.seed + 2)
+
+    @property
+    def random_shift(self) -> bool:
+        """Whether training or validation examples start at random offsets (`clm`)."""
+        return self.hparams.random_train_shift or self.hparams.random_valid_shift
 
     def collator(self, train: bool = False):
-        """The collator of this task (`train`: with the random truncation of training batches)."""
+        """The collator of this task (`train`: of training batches, else of validation and test batches)."""
         h = self.hparams
         if h.task == "mlm":
-            cls = WordMaskingCollator if h.mask_words else TokenMaskingCollator
-            return cls(self.tokenizer, mask_prob=h.mask_prob)
-        if h.task == "clm":
-            return CausalLanguageModelCollator(
-                self.tokenizer.pad_token_id,
-                padding_side=self.tokenizer.padding_side,
-                random_truncation=train and h.random_train_truncation,
-                random_min_seq_len=h.random_min_seq_len,
-            )
-        return ClassificationCollator(self.tokenizer.pad_token_id, padding_side=self.tokenizer.padding_side)
+            if h.static_masking:
+                collator = MaskedExamplesCollator(self.tokenizer.pad_token_id, self.tokenizer.padding_side)
+            else:
+                cls = WordMaskingCollator if h.mask_words else TokenMaskingCollator
+                collator = cls(self.tokenizer, mask_prob=h.mask_prob)
+        elif h.task == "clm":
+            if h.random_train_truncation if train else h.random_valid_truncation:
+                collator = RandomTruncateCollator(
+                    self.tokenizer.pad_token_id, self.tokenizer.padding_side, h.random_min_seq_len
+                )
+            else:
+                collator = CausalLanguageModelCollator(self.tokenizer.pad_token_id, self.tokenizer.padding_side)
+        else:
+            collator = ClassificationCollator(self.tokenizer.pad_token_id, padding_side=self.tokenizer.padding_side)
+        collator.batch_class = CausalTextBatch if h.task == "clm" else TextBatch
+        return collator
 
     def _require_task(self, task: str, name: str) -> None:
         if self.hparams.task != task:
@@ -351,6 +439,67 @@ class RandomShiftDataset(Dataset):
         following = self.dataset[index + 1]["input_ids"]
         shift = int(torch.randint(len(tokens), ()))
         return {"input_ids": (tokens + following)[shift : shift + len(tokens)]}
+
+
+class StaticMaskedDataset(Dataset):
+    """Examples of `dataset` masked by `masker` (a `WordMaskingCollator`) once: the same for each access, drawn from
+    a generator seeded with `seed` and the example's index."""
+
+    def __init__(self, dataset: datasets.Dataset, masker: WordMaskingCollator, seed: int):
+        self.dataset = dataset
+        self.masker = masker
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed((self.seed << 32) + index)
+            batch = self.masker([self.dataset[index]])
+        return {"input_ids": batch["input_ids"][0].tolist(), "labels": batch["labels"][0].tolist()}
+
+
+class TextPreprocessor:
+    """Texts to model inputs for inference (perceiver-io 0.11's API): `preprocess_batch(texts)` gives padded and
+    truncated `(input_ids, pad_mask)` (`pad_mask` True at padding).
+
+    Deprecated: call the tokenizer (`tokenizer(texts, padding=True, truncation=True, return_tensors="pt")`).
+
+    :param tokenizer: a tokenizer, or its name or path (see `load_tokenizer`).
+    """
+
+    def __init__(self, tokenizer, max_seq_len: int, add_special_tokens: bool = False):
+        warnings.warn(
+            "TextPreprocessor is deprecated, call the tokenizer instead "
+            "(perceiver.data.text.load_tokenizer(name)(texts, padding=True, truncation=True, return_tensors='pt'))",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        self.tokenizer = load_tokenizer(tokenizer) if tokenizer is None or isinstance(tokenizer, str) else tokenizer
+        self.max_seq_len = max_seq_len
+        self.add_special_tokens = add_special_tokens
+
+    def preprocess(self, text: str) -> Tuple[torch.Tensor, torch.Tensor]:
+        input_ids, pad_mask = self.preprocess_batch([text])
+        return input_ids[0], pad_mask[0]
+
+    def preprocess_batch(self, text_batch: List[str]) -> Tuple[torch.Tensor, torch.Tensor]:
+        encoding = self.tokenizer(
+            list(text_batch),
+            padding=True,
+            truncation=True,
+            max_length=self.max_seq_len,
+            add_special_tokens=self.add_special_tokens,
+            return_token_type_ids=False,
+            return_attention_mask=True,
+            return_tensors="pt",
+        )
+        return encoding["input_ids"], encoding["attention_mask"] == 0
+
+
+def _split_alias(name: str) -> str:
+    return {"validation": "valid", "val": "valid", "dev": "valid"}.get(str(name), str(name))
 
 
 def _check_choice(name: str, value, choices) -> None:

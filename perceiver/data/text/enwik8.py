@@ -4,7 +4,7 @@ from typing import Optional
 
 import datasets
 
-from perceiver.data.text.common import Task, TextDataModule
+from perceiver.data.text.common import TaskName, TextDataModule
 
 
 class Enwik8DataModule(TextDataModule):
@@ -23,7 +23,7 @@ class Enwik8DataModule(TextDataModule):
         source: str = "LTCB/enwik8",
         config_name: Optional[str] = "enwik8",
         revision: Optional[str] = "refs/convert/parquet",
-        task: Task = "clm",
+        task: TaskName = "clm",
         **kwargs,
     ):
         super().__init__(source=source, config_name=config_name, revision=revision, task=task, **kwargs)

@@ -3,7 +3,7 @@
 from typing import Dict, List, Literal, Optional, Union
 
 from perceiver.data.common import check_data_files
-from perceiver.data.text.common import Task, TextDataModule
+from perceiver.data.text.common import TaskName, TextDataModule
 
 
 class TextFilesDataModule(TextDataModule):
@@ -21,7 +21,7 @@ class TextFilesDataModule(TextDataModule):
         source: Optional[str] = None,
         data_files: Optional[Dict[str, Union[str, List[str]]]] = None,
         sample_by: Literal["line", "paragraph", "document"] = "line",
-        task: Task = "mlm",
+        task: TaskName = "mlm",
         **kwargs,
     ):
         if (source is None) == (data_files is None):

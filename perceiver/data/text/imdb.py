@@ -5,7 +5,7 @@ from typing import Optional
 import datasets
 
 from perceiver.data.common import split_off
-from perceiver.data.text.common import Task, TextDataModule
+from perceiver.data.text.common import TaskName, TextDataModule
 
 
 class ImdbDataModule(TextDataModule):
@@ -23,7 +23,7 @@ class ImdbDataModule(TextDataModule):
     label_names = ["neg", "pos"]
 
     def __init__(
-        self, source: str = "stanfordnlp/imdb", task: Task = "clf", config_name: Optional[str] = None, **kwargs
+        self, source: str = "stanfordnlp/imdb", task: TaskName = "clf", config_name: Optional[str] = None, **kwargs
     ):
         super().__init__(source=source, task=task, config_name=config_name, **kwargs)
 

@@ -2,7 +2,7 @@
 
 from typing import Optional, Union
 
-from perceiver.data.text.common import Task, TextDataModule
+from perceiver.data.text.common import TaskName, TextDataModule
 
 
 class WikipediaDataModule(TextDataModule):
@@ -15,7 +15,7 @@ class WikipediaDataModule(TextDataModule):
         self,
         source: str = "wikimedia/wikipedia",
         config_name: Optional[str] = "20231101.en",
-        task: Task = "mlm",
+        task: TaskName = "mlm",
         valid_size: Union[int, float] = 0.005,
         **kwargs,
     ):

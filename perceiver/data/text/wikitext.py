@@ -2,7 +2,7 @@
 
 from typing import Optional
 
-from perceiver.data.text.common import Task, TextDataModule
+from perceiver.data.text.common import TaskName, TextDataModule
 
 
 class WikiTextDataModule(TextDataModule):
@@ -15,7 +15,7 @@ class WikiTextDataModule(TextDataModule):
         self,
         source: str = "Salesforce/wikitext",
         config_name: Optional[str] = "wikitext-103-raw-v1",
-        task: Task = "mlm",
+        task: TaskName = "mlm",
         **kwargs,
     ):
         super().__init__(source=source, config_name=config_name, task=task, **kwargs)

@@ -1,15 +1,18 @@
 """Shared base class of the Lightning wrappers."""
 
 import dataclasses
-import typing
-from typing import Any, ClassVar, List, Optional, Tuple, Type
+import inspect
+import os
+from typing import Any, ClassVar, Dict, Optional, Tuple, Type, Union
 
 import lightning.pytorch as pl
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from torchmetrics.classification import MulticlassAccuracy
 
+from perceiver.model.core import checkpoint as ckpt
 from perceiver.model.core.config import config_from_dict, config_to_dict
 from perceiver.model.core.position import check_computed_buffers
 from perceiver.model.core.weights import load_backend_state_dict
@@ -21,7 +24,8 @@ class LitModel(pl.LightningModule):
     Subclasses set `backend_config_class` and `backend_model_class` and take the backend config's fields as init
     arguments (so that the Lightning CLI can set each of them); `create(config)` passes a config dataclass instead.
 
-    :param params: pretrained weights: a 🤗 model directory, safetensors file or hub id saved by this library.
+    :param params: pretrained weights: a 🤗 model directory, safetensors file or hub id saved by this library, or a
+        Lightning checkpoint of the same task (local file or http(s) URL; also perceiver-io 0.11's), read safely.
     :param optimizer_init: AdamW learning rate and weight decay (the Lightning CLI's `--optimizer` overrides).
     """
 
@@ -33,7 +37,8 @@ class LitModel(pl.LightningModule):
         self.save_hyperparameters()
         self.backend_model = self.backend_model_class(self.backend_config)
         if params is not None:
-            self.backend_model.load_state_dict(load_backend_state_dict(params))
+            state_dict = load_backend_state_dict(params, expected_config=self.backend_config_class.__name__)
+            self.backend_model.load_state_dict(state_dict)
             check_computed_buffers(self.backend_model)
 
     @property
@@ -56,14 +61,60 @@ class LitModel(pl.LightningModule):
         return cls(**fields, **kwargs)
 
     @classmethod
-    def load_checkpoint(cls, ckpt_url: str, **kwargs: Any) -> "LitModel":
-        """Loads a checkpoint (local path or URL) written by this wrapper, on CPU.
+    def load_checkpoint(cls, ckpt_url: Union[str, os.PathLike], **kwargs: Any) -> "LitModel":
+        """Loads a checkpoint of this wrapper's task (local path or http(s) URL; also perceiver-io 0.11's) on CPU;
+        see `load_from_checkpoint`."""
+        return cls.load_from_checkpoint(ckpt_url, map_location="cpu", **kwargs)
 
-        Checkpoints hold the config dataclasses as hyperparameters; only these classes are allowed to be unpickled
-        (in addition to what `torch.load(weights_only=True)` allows).
+    @classmethod
+    def load_from_checkpoint(
+        cls,
+        checkpoint_path: Union[str, os.PathLike],
+        map_location: Any = None,
+        hparams_file: Optional[str] = None,
+        strict: Optional[bool] = None,
+        weights_only: Optional[bool] = None,
+        **kwargs: Any,
+    ) -> "LitModel":
+        """Loads a checkpoint (local path or http(s) URL) written by this wrapper or by its perceiver-io 0.11
+        predecessor.
+
+        Unlike Lightning's method, the file is always read with `weights_only=True` and only this library's config
+        classes allowed (`weights_only` is ignored; see `perceiver.model.core.checkpoint`), a checkpoint of another
+        task raises a ValueError, and the wrapper is built from the checkpoint's hyperparameters updated with
+        `kwargs` (`params` defaults to None: the weights come from the checkpoint).
+
+        :param map_location: device to load the weights to (default: CPU).
         """
-        with torch.serialization.safe_globals(_dataclasses_of(cls.backend_config_class)):
-            return cls.load_from_checkpoint(str(ckpt_url), map_location="cpu", **kwargs)
+        if hparams_file is not None:
+            raise ValueError(f"hparams_file={hparams_file!r} is not supported (the checkpoint has the hyperparameters)")
+        checkpoint = ckpt.read_checkpoint(
+            checkpoint_path,
+            expected_config=cls.backend_config_class.__name__,
+            expected_class=cls.__name__,
+        )
+        hparams = without_params(checkpoint.get("hyper_parameters", {}))
+        hparams.update(kwargs)
+        parameters = inspect.signature(cls.__init__).parameters
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+            hparams = {k: v for k, v in hparams.items() if k in parameters}
+        model = cls(**hparams)
+        model.on_load_checkpoint(checkpoint)
+        model.load_state_dict(checkpoint["state_dict"], strict=True if strict is None else strict)
+        if map_location is not None and not callable(map_location) and not isinstance(map_location, dict):
+            model = model.to(map_location)
+        return model
+
+    def on_save_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
+        # the task of a checkpoint, so that loading it into a wrapper of another task fails clearly
+        checkpoint[ckpt.TASK_KEY] = self.backend_config_class.__name__
+
+    def setup(self, stage: str) -> None:
+        # the trainer's `ckpt_path` (resume, validate, test) is read by its strategy's checkpoint IO, which Lightning
+        # unpickles without restriction for http(s) URLs: the default one is replaced by one that reads safely
+        strategy = self.trainer.strategy
+        if type(strategy.checkpoint_io) is TorchCheckpointIO:
+            strategy.checkpoint_io = SafeCheckpointIO(self.backend_config_class.__name__, type(self).__name__)
 
     def configure_optimizers(self):
         return torch.optim.AdamW(
@@ -113,11 +164,32 @@ class LitClassifier(LitModel):
         return self._step(batch, "test")
 
 
-def _dataclasses_of(config_class: type) -> List[type]:
-    """`config_class` and the dataclasses of its (nested) fields."""
-    result = [config_class]
-    for f in dataclasses.fields(config_class):
-        field_type = typing.get_type_hints(config_class)[f.name]
-        if dataclasses.is_dataclass(field_type):
-            result += _dataclasses_of(field_type)
+def without_params(hparams: Dict[str, Any]) -> Dict[str, Any]:
+    """`hparams` with `params` (pretrained weights, also of nested configs such as `encoder.params`) set to None: a
+    checkpoint's own weights replace them, and the files they named may be gone."""
+    result = {}
+    for name, value in hparams.items():
+        if name == "params":
+            value = None
+        elif isinstance(value, dict):
+            value = without_params(value)
+        result[name] = value
     return result
+
+
+class SafeCheckpointIO(TorchCheckpointIO):
+    """Lightning checkpoint IO that reads checkpoints (local or http(s)) with `perceiver.model.core.checkpoint`:
+    `weights_only=True` with only this library's config classes allowed, 0.11 checkpoints translated, and checkpoints
+    of another task refused."""
+
+    def __init__(self, expected_config: Optional[str] = None, expected_class: Optional[str] = None):
+        self.expected_config = expected_config
+        self.expected_class = expected_class
+
+    def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: Optional[bool] = None) -> Dict:
+        return ckpt.read_checkpoint(
+            path,
+            map_location=map_location if map_location is not None else "cpu",
+            expected_config=self.expected_config,
+            expected_class=self.expected_class,
+        )

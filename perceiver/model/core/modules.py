@@ -11,6 +11,7 @@ from typing import Any, Dict, Optional, Type, TypeVar
 import torch
 import torch.nn as nn
 
+from perceiver._compat import deprecated_aliases
 from perceiver.model.core.adapter import (
     ClassificationOutputAdapter,
     InputAdapter,
@@ -18,7 +19,6 @@ from perceiver.model.core.adapter import (
     TrainableQueryProvider,
 )
 from perceiver.model.core.attention import CrossAttentionLayer, SelfAttentionBlock
-from perceiver.model.core.compat import deprecated_aliases
 from perceiver.model.core.config import ClassificationDecoderConfig, DecoderConfig, EncoderConfig
 from perceiver.model.core.utils import freeze, init_parameters, maybe_checkpoint
 

@@ -2,7 +2,7 @@
 
 import os
 from pathlib import Path
-from typing import Dict, Union
+from typing import Dict, Optional, Union
 
 import torch
 
@@ -26,14 +26,25 @@ def resolve_model_file(path_or_repo_id: Union[str, os.PathLike], filename: str =
     return Path(hf_hub_download(name, filename))
 
 
-def load_backend_state_dict(path_or_repo_id: Union[str, os.PathLike], prefix: str = "") -> Dict[str, torch.Tensor]:
-    """The backend model's state dict from a saved 🤗 model (directory, safetensors file or hub id).
+def load_backend_state_dict(
+    path_or_repo_id: Union[str, os.PathLike], prefix: str = "", expected_config: Optional[str] = None
+) -> Dict[str, torch.Tensor]:
+    """The backend model's state dict from a saved 🤗 model (directory, safetensors file or hub id) or a Lightning
+    checkpoint (local file or http(s) URL, this library's or perceiver-io 0.11's, read safely, see
+    `perceiver.model.core.checkpoint`).
+
+    :param expected_config: name of the backend config class a Lightning checkpoint must be of (None: any).
 
     :param prefix: keep only keys under this backend sub-module prefix (e.g. `"0."` for a Perceiver IO encoder),
         with the prefix removed.
     """
     from safetensors.torch import load_file
 
+    from perceiver.model.core import checkpoint
+
+    if checkpoint.is_checkpoint_path(path_or_repo_id):
+        ckpt = checkpoint.read_checkpoint(path_or_repo_id, expected_config=expected_config)
+        return checkpoint.backend_state_dict(ckpt, prefix)
     state_dict = load_file(str(resolve_model_file(path_or_repo_id)))
     full_prefix = BACKEND_PREFIX + prefix
     return {k[len(full_prefix) :]: v for k, v in state_dict.items() if k.startswith(full_prefix)}

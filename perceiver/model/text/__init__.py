@@ -1,6 +1,6 @@
 """Text models: masked language model (mlm), text classifier (classifier), causal language model (clm)."""
 
-from perceiver.model.core.compat import deprecated_aliases
+from perceiver._compat import deprecated_aliases
 
 # names that early perceiver-io versions exported here
 __getattr__ = deprecated_aliases(

@@ -1,6 +1,6 @@
 """Vision models: image classification and optical flow."""
 
-from perceiver.model.core.compat import deprecated_aliases
+from perceiver._compat import deprecated_aliases
 
 # names that early perceiver-io versions exported here
 __getattr__ = deprecated_aliases(

@@ -25,6 +25,8 @@ class ImageClassifierCLI(CLI):
         ("data.num_classes", "model.decoder.num_classes"),
     )
     model_defaults = {
+        # image inputs with Fourier position features have an odd number of channels (as in perceiver-io 0.11)
+        "model.encoder.num_cross_attention_heads": 1,
         "model.num_latents": 32,
         "model.num_latent_channels": 128,
         "model.decoder.num_output_query_channels": 128,

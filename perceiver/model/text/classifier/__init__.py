@@ -6,6 +6,7 @@ from perceiver.model.text.classifier.huggingface import (
     PerceiverTextClassifier,
     PerceiverTextClassifierConfig,
     convert_checkpoint,
+    convert_imdb_classifier_checkpoint,
 )
 from perceiver.model.text.classifier.lightning import LitTextClassifier
 from perceiver.model.text.common import TextEncoderConfig
@@ -19,4 +20,5 @@ __all__ = [
     "TextClassifierConfig",
     "TextEncoderConfig",
     "convert_checkpoint",
+    "convert_imdb_classifier_checkpoint",
 ]

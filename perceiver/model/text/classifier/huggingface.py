@@ -65,3 +65,13 @@ def convert_checkpoint(
     return convert_lightning_checkpoint(
         LitTextClassifier, PerceiverTextClassifier, save_dir, ckpt_url, load_tokenizer(tokenizer_name), labels, **kwargs
     )
+
+
+def convert_imdb_classifier_checkpoint(
+    save_dir: Union[str, os.PathLike], ckpt_url: Union[str, os.PathLike], tokenizer_name: Optional[str], **kwargs
+) -> PerceiverTextClassifier:
+    """Converts a `LitTextClassifier` checkpoint trained on IMDb sentiment into a `PerceiverTextClassifier` saved with
+    tokenizer `tokenizer_name` and labels "negative" (0) and "positive" (1), as perceiver-io 0.11 named them."""
+    id2label = {0: "negative", 1: "positive"}
+    label2id = {label: i for i, label in id2label.items()}
+    return convert_checkpoint(save_dir, ckpt_url, tokenizer_name, id2label=id2label, label2id=label2id, **kwargs)

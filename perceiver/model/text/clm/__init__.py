@@ -1,7 +1,7 @@
 """Perceiver AR causal language model. Importing registers it with `AutoModelForCausalLM` (and so with the
 `text-generation` pipeline)."""
 
-from perceiver.model.core.compat import deprecated_aliases
+from perceiver._compat import deprecated_aliases
 from perceiver.model.text.clm.backend import CausalLanguageModel, CausalLanguageModelConfig
 from perceiver.model.text.clm.huggingface import (
     PerceiverARCache,

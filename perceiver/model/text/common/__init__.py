@@ -1,4 +1,4 @@
-from perceiver.model.core.compat import deprecated_aliases
+from perceiver._compat import deprecated_aliases
 from perceiver.model.text.common.backend import TextEncoder, TextEncoderConfig
 
 __all__ = ["TextEncoder", "TextEncoderConfig"]

@@ -1,6 +1,6 @@
 """Perceiver IO masked language model. Importing registers it with `AutoModelForMaskedLM` and `fill-mask`."""
 
-from perceiver.model.core.compat import deprecated_aliases
+from perceiver._compat import deprecated_aliases
 from perceiver.model.text.common import TextEncoder, TextEncoderConfig
 from perceiver.model.text.mlm.backend import MaskedLanguageModel, MaskedLanguageModelConfig, TextDecoderConfig
 from perceiver.model.text.mlm.huggingface import (

@@ -5,6 +5,7 @@ from typing import Optional
 
 import torch
 
+from perceiver._compat import deprecated_aliases
 from perceiver.model.core import (
     DecoderConfig,
     PerceiverDecoder,
@@ -14,7 +15,6 @@ from perceiver.model.core import (
     TokenOutputAdapter,
     TrainableQueryProvider,
 )
-from perceiver.model.core.compat import deprecated_aliases
 from perceiver.model.core.utils import check_seq_len
 from perceiver.model.text.common import TextEncoder, TextEncoderConfig
 

@@ -13,6 +13,7 @@ from perceiver.model.vision.image_classifier.huggingface import (
     PerceiverImageClassifierInputProcessor,
     convert_checkpoint,
     convert_config,
+    convert_mnist_classifier_checkpoint,
     convert_model,
 )
 from perceiver.model.vision.image_classifier.lightning import LitImageClassifier
@@ -28,5 +29,6 @@ __all__ = [
     "PerceiverImageClassifierInputProcessor",
     "convert_checkpoint",
     "convert_config",
+    "convert_mnist_classifier_checkpoint",
     "convert_model",
 ]

@@ -9,6 +9,7 @@ from typing import Optional, Tuple
 import torch
 import torch.nn as nn
 
+from perceiver._compat import deprecated_aliases
 from perceiver.model.core import (
     ClassificationDecoderConfig,
     EncoderConfig,
@@ -18,7 +19,6 @@ from perceiver.model.core import (
     PerceiverIO,
     PerceiverIOConfig,
 )
-from perceiver.model.core.compat import deprecated_aliases
 from perceiver.model.core.modules import classification_decoder
 
 INPUT_ADAPTERS = ("fourier", "learned", "conv")

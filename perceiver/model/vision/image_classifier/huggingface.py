@@ -264,6 +264,24 @@ def convert_checkpoint(
     )
 
 
+def convert_mnist_classifier_checkpoint(
+    save_dir: Union[str, os.PathLike], ckpt_url: Union[str, os.PathLike], **kwargs
+) -> PerceiverImageClassifier:
+    """Converts a `LitImageClassifier` checkpoint trained on MNIST (as perceiver-io 0.11's MNIST data module
+    preprocessed it: grayscale 28 x 28, no crop or resize, normalized with mean 0.5 and std 0.5) into a
+    `PerceiverImageClassifier` saved with that image processor and labels "0" to "9"."""
+    image_processor = PerceiverImageClassifierInputProcessor(
+        single_channel=True,
+        do_center_crop=False,
+        do_resize=False,
+        image_mean=[0.5],
+        image_std=[0.5],
+    )
+    id2label = {i: str(i) for i in range(10)}
+    label2id = {label: i for i, label in id2label.items()}
+    return convert_checkpoint(save_dir, ckpt_url, image_processor, id2label=id2label, label2id=label2id, **kwargs)
+
+
 def _load_image_processor(source_repo_id: str) -> Optional[PerceiverImageClassifierInputProcessor]:
     try:
         return PerceiverImageClassifierInputProcessor.from_pretrained(source_repo_id, channels_last=True)

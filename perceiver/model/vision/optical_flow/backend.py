@@ -8,6 +8,7 @@ from typing import Optional, Tuple
 import torch
 import torch.nn as nn
 
+from perceiver._compat import deprecated_aliases
 from perceiver.model.core import (
     DecoderConfig,
     EncoderConfig,
@@ -20,7 +21,6 @@ from perceiver.model.core import (
     PerceiverIOConfig,
     QueryProvider,
 )
-from perceiver.model.core.compat import deprecated_aliases
 
 
 @dataclass

@@ -1,0 +1,299 @@
+"""perceiver-io 0.11's command lines (from its docs and examples/training/*.sh, hub ids replaced by local paths) and
+the config.yaml its CLI saved run here; `pytorch_lightning` (the distribution 0.11 used) is explained in the
+migration guide."""
+
+import json
+import warnings
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests.conftest import pydoc_text
+from tests.test_compat_0_11_checkpoint import write_legacy_checkpoint
+
+
+@pytest.fixture
+def imdb_dir(tmp_path):
+    """A local IMDb-like source (train and test parquet files, columns text and label)."""
+    texts = [p.strip() for p in pydoc_text(30000).split("\n\n") if p.strip()]
+    directory = tmp_path / "imdb"
+    directory.mkdir()
+    for split, part in (("train", texts[: len(texts) * 3 // 4]), ("test", texts[len(texts) * 3 // 4 :])):
+        pd.DataFrame({"text": part, "label": [i % 2 for i in range(len(part))]}).to_parquet(
+            directory / f"{split}-00000-of-00001.parquet"
+        )
+    return directory
+
+
+def _model_args(fixtures_dir, name: str, prefix: str = "--model.") -> list:
+    """The fixture's architecture as CLI arguments (in 0.11, the run's config gave them)."""
+    config = json.loads((fixtures_dir / name / "config.json").read_text())["model_config"]
+    args = [
+        f"{prefix}num_latents={config['num_latents']}",
+        f"{prefix}num_latent_channels={config['num_latent_channels']}",
+    ]
+    for part in ("encoder", "decoder") if prefix == "--model." else ("encoder",):
+        for key, value in config[part].items():
+            if key not in ("vocab_size", "max_seq_len", "params", "num_classes") and value is not None:
+                args.append(f"--model.{part}.{key}={json.dumps(value) if isinstance(value, bool) else value}")
+    return args
+
+
+def _run(main, args, cwd, monkeypatch):
+    monkeypatch.chdir(cwd)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return main(args)
+
+
+_TRAINER = [
+    "--trainer.accelerator=cpu",
+    "--trainer.devices=1",
+    "--trainer.max_steps=1",
+    "--trainer.limit_val_batches=1",
+]
+
+
+@pytest.mark.slow
+def test_mlm_fine_tuning_command_of_0_11(fixtures_dir, tmp_path, imdb_dir, monkeypatch):
+    """docs/training-examples.md and examples/training/mlm/train.sh: --model.params is a 0.11 checkpoint,
+    --lr_scheduler.warmup_steps names no scheduler, --data.static_masking is 0.11's option."""
+    from perceiver.scripts.text import mlm
+
+    ckpt = write_legacy_checkpoint(fixtures_dir, "mlm", tmp_path / "mlm.ckpt")
+    cli = _run(
+        mlm.main,
+        [
+            "fit",
+            f"--model.params={ckpt}",
+            "--model.activation_checkpointing=true",
+            *_model_args(fixtures_dir, "mlm"),
+            "--data=ImdbDataModule",
+            f"--data.source={imdb_dir}",
+            "--data.task=mlm",
+            "--data.tokenizer=perceiver-bytes",
+            "--data.add_special_tokens=true",
+            "--data.static_masking=false",
+            "--data.max_seq_len=48",
+            "--data.batch_size=2",
+            "--data.num_workers=0",
+            f"--data.dataset_dir={tmp_path / 'data'}",
+            "--optimizer=AdamW",
+            "--optimizer.lr=1e-5",
+            "--optimizer.weight_decay=0.01",
+            "--lr_scheduler.warmup_steps=1000",
+            *_TRAINER,
+            "--trainer.log_every_n_steps=20",
+            "--trainer.logger=TensorBoardLogger",
+            "--trainer.logger.save_dir=logs",
+            "--trainer.logger.name=mlm",
+        ],
+        tmp_path,
+        monkeypatch,
+    )
+    assert cli.trainer.global_step == 1
+    assert type(cli.trainer.lr_scheduler_configs[0].scheduler).__name__ == "ConstantWithWarmupLR"
+    assert cli.trainer.lr_scheduler_configs[0].scheduler.warmup_steps == 1000
+
+
+@pytest.mark.slow
+def test_classifier_commands_of_0_11_with_saved_config(fixtures_dir, tmp_path, imdb_dir, monkeypatch):
+    """--model.encoder.params is a 0.11 mlm checkpoint; then `validate --config=<saved config.yaml>
+    --model.encoder.params=null --ckpt_path=...`, and the same with a config.yaml written as 0.11's CLI wrote it."""
+    from perceiver.scripts.text import classifier
+
+    mlm_ckpt = write_legacy_checkpoint(fixtures_dir, "mlm", tmp_path / "mlm.ckpt")
+    data_args = [
+        "--data=ImdbDataModule",
+        f"--data.source={imdb_dir}",
+        "--data.task=clf",
+        "--data.tokenizer=perceiver-bytes",
+        "--data.add_special_tokens=true",
+        "--data.max_seq_len=48",
+        "--data.batch_size=2",
+        "--data.num_workers=0",
+        f"--data.dataset_dir={tmp_path / 'data'}",
+    ]
+    encoder_args = [a for a in _model_args(fixtures_dir, "mlm") if not a.startswith("--model.decoder")]
+    cli = _run(
+        classifier.main,
+        [
+            "fit",
+            f"--model.encoder.params={mlm_ckpt}",
+            "--model.encoder.freeze=true",
+            "--model.encoder.dropout=0.0",
+            "--model.decoder.dropout=0.1",
+            "--model.decoder.num_output_query_channels=48",
+            *encoder_args,
+            *data_args,
+            "--optimizer=AdamW",
+            "--optimizer.lr=1e-3",
+            "--lr_scheduler.warmup_steps=100",
+            *_TRAINER,
+            "--trainer.logger=TensorBoardLogger",
+            "--trainer.logger.save_dir=logs",
+            "--trainer.logger.name=txt_clf_dec",
+        ],
+        tmp_path,
+        monkeypatch,
+    )
+    run_dir = tmp_path / "logs" / "txt_clf_dec" / "version_0"
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    assert ckpt.is_file() and (run_dir / "config.yaml").is_file()
+    trained = cli.model.backend_model.state_dict()
+
+    validated = _run(
+        classifier.main,
+        [
+            "validate",
+            f"--config={run_dir / 'config.yaml'}",
+            "--model.encoder.params=null",
+            "--trainer.devices=1",
+            f"--ckpt_path={ckpt}",
+        ],
+        tmp_path,
+        monkeypatch,
+    )
+    assert all((validated.model.backend_model.state_dict()[k] == v).all() for k, v in trained.items())
+
+    # the same run's config as 0.11's LightningCLI saved it: its class paths, a scheduler without class_path
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    config["lr_scheduler"] = {"warmup_steps": 100, "last_epoch": -1, "verbose": False}
+    config["model"]["params"] = None
+    config["model"]["activation_offloading"] = False
+    config["data"]["init_args"]["task"] = "clf"
+    legacy_config = tmp_path / "config_0_11.yaml"
+    legacy_config.write_text(yaml.safe_dump(config))
+    for subcommand in ("validate", "test"):
+        result = _run(
+            classifier.main,
+            [subcommand, f"--config={legacy_config}", "--model.encoder.params=null", f"--ckpt_path={ckpt}"],
+            tmp_path,
+            monkeypatch,
+        )
+        assert all((result.model.backend_model.state_dict()[k] == v).all() for k, v in trained.items())
+
+
+def test_image_classifier_command_of_0_11_parses(tmp_path, monkeypatch):
+    """examples/training/img_clf/train.sh: `--trainer.strategy=ddp_static_graph`, `--lr_scheduler.warmup_steps`."""
+    from lightning.pytorch.strategies import DDPStrategy
+
+    from perceiver.data.vision import ImageDataModule
+    from perceiver.model.vision.image_classifier import LitImageClassifier
+    from perceiver.scripts.vision.image_classifier import ImageClassifierCLI
+
+    args = [
+        "fit",
+        "--model.num_latents=32",
+        "--model.num_latent_channels=128",
+        "--model.encoder.num_frequency_bands=32",
+        "--model.encoder.num_cross_attention_layers=2",
+        "--model.encoder.num_self_attention_blocks=3",
+        "--model.encoder.num_self_attention_layers_per_block=3",
+        "--model.encoder.first_self_attention_block_shared=false",
+        "--model.encoder.dropout=0.1",
+        "--model.encoder.init_scale=0.1",
+        "--model.decoder.num_output_query_channels=128",
+        "--model.decoder.dropout=0.1",
+        "--model.decoder.init_scale=0.1",
+        "--data=DigitsDataModule",  # MNISTDataModule in 0.11 (a hub dataset)
+        "--data.batch_size=128",
+        "--data.num_workers=0",
+        "--optimizer=AdamW",
+        "--optimizer.lr=1e-3",
+        "--lr_scheduler.warmup_steps=500",
+        "--trainer.accelerator=cpu",
+        "--trainer.devices=1",
+        "--trainer.max_epochs=30",
+        "--trainer.strategy=ddp_static_graph",
+        "--trainer.logger=TensorBoardLogger",
+        "--trainer.logger.save_dir=logs",
+        "--trainer.logger.name=img_clf",
+    ]
+    monkeypatch.chdir(tmp_path)
+    # without subcommand (run=False), as LightningCLI builds the trainer without running it
+    cli = ImageClassifierCLI(LitImageClassifier, ImageDataModule, args=args[1:], run=False)
+    strategy = cli.trainer.strategy
+    assert isinstance(strategy, DDPStrategy) and strategy._ddp_kwargs.get("static_graph") is True
+    assert cli.config.lr_scheduler.init_args.warmup_steps == 500
+
+
+def test_preproc_and_clm_fsdp_modules_of_0_11(tmp_path, monkeypatch, capsys):
+    from lightning.pytorch.strategies import StrategyRegistry
+
+    from perceiver.scripts.text import clm_fsdp, preproc
+
+    text = tmp_path / "train.txt"
+    text.write_text(pydoc_text(5000))
+    monkeypatch.chdir(tmp_path)
+    preproc.main(
+        ["textfiles", f"--source={text}", "--tokenizer=perceiver-bytes", "--max_seq_len=64", "--task=clm"]
+        + [f"--dataset_dir={tmp_path / 'data'}", "--filter_empty=true"]
+    )
+    assert "preprocessed textfiles into" in capsys.readouterr().out
+    assert list((tmp_path / "data" / "preproc").glob("TextFilesDataModule-clm-*/dataset_dict.json"))
+    assert "fsdp_perceiver_ar" in StrategyRegistry
+    with pytest.warns(DeprecationWarning, match="perceiver.scripts.text.clm with --trainer.strategy=fsdp_perceiver_ar"):
+        with pytest.raises(SystemExit) as info:
+            clm_fsdp.main(
+                ["fit", "--data=TextFilesDataModule", f"--data.source={text}", "--trainer.strategy=fsdp_perceiver_ar"]
+                + ["--print_config"]
+            )
+    assert info.value.code == 0
+    assert "strategy: fsdp_perceiver_ar" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_validate_a_0_11_checkpoint_with_ckpt_path(fixtures_dir, tmp_path, imdb_dir, monkeypatch):
+    """`validate --ckpt_path=<0.11 checkpoint>`: the architecture comes from the checkpoint, the weights too."""
+    from safetensors.torch import load_file
+
+    from perceiver.scripts.text import mlm
+
+    ckpt = write_legacy_checkpoint(fixtures_dir, "mlm", tmp_path / "mlm.ckpt")
+    cli = _run(
+        mlm.main,
+        [
+            "validate",
+            "--data=ImdbDataModule",
+            f"--data.source={imdb_dir}",
+            "--data.task=mlm",
+            "--data.tokenizer=perceiver-bytes",
+            "--data.max_seq_len=48",
+            "--data.batch_size=2",
+            "--data.num_workers=0",
+            f"--data.dataset_dir={tmp_path / 'data'}",
+            "--trainer.accelerator=cpu",
+            "--trainer.limit_val_batches=2",
+            "--trainer.logger=false",
+            f"--ckpt_path={ckpt}",
+        ],
+        tmp_path,
+        monkeypatch,
+    )
+    assert cli.model.backend_config.num_latents == 12
+    state_dict = cli.model.backend_model.state_dict()
+    for key, value in load_file(fixtures_dir / "mlm" / "model.safetensors").items():
+        assert (state_dict[key[len("backend_model.") :]] == value).all(), key
+
+
+def test_pytorch_lightning_trainer_needs_the_documented_import_change():
+    """docs/migrating-from-0.11.md: `pytorch_lightning` is a separate distribution whose trainer refuses
+    `lightning.pytorch` modules; `lightning.pytorch.Trainer` (the one-line migration) trains them."""
+    import lightning.pytorch
+    import torch
+
+    from perceiver.model.text import clm
+
+    pytorch_lightning = pytest.importorskip("pytorch_lightning")
+    config = clm.CausalLanguageModelConfig(
+        vocab_size=10, max_seq_len=8, max_latents=4, num_channels=8, num_heads=1, num_self_attention_layers=1
+    )
+    loader = torch.utils.data.DataLoader([{"input_ids": torch.arange(8) % 10}] * 4, batch_size=2)
+    kwargs = dict(max_steps=1, logger=False, enable_checkpointing=False, accelerator="cpu", enable_progress_bar=False)
+    with pytest.raises(TypeError, match="must be a `LightningModule`"):
+        pytorch_lightning.Trainer(**kwargs).fit(clm.LitCausalLanguageModel.create(config), loader)
+    trainer = lightning.pytorch.Trainer(**kwargs, enable_model_summary=False)
+    trainer.fit(clm.LitCausalLanguageModel.create(config), loader)
+    assert trainer.global_step == 1
