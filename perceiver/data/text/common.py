@@ -3,7 +3,7 @@
 import logging
 import os
 import warnings
-from enum import Enum
+from enum import StrEnum
 from itertools import chain
 from pathlib import Path
 from typing import Dict, List, Literal, Optional, Tuple, Union
@@ -43,7 +43,7 @@ TaskName = Literal["mlm", "clm", "clf"]
 TASKS = ("mlm", "clm", "clf")
 
 
-class Task(str, Enum):
+class Task(StrEnum):
     """The tasks of the text data modules as perceiver-io 0.11's enum (`Task.mlm`); the plain strings "mlm", "clm"
     and "clf" work everywhere too (members equal their strings)."""
 
