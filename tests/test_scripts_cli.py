@@ -1,6 +1,7 @@
 """The shared CLI plumbing and the learning rate schedules, in-process (argument errors fail before anything is
 built, so no subprocess is needed to see them)."""
 
+import math
 from pathlib import Path
 
 import pytest
@@ -28,26 +29,57 @@ def optimizer(lr=1.0):
     return torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr)
 
 
-def test_constant_with_warmup():
-    assert lrs(ConstantWithWarmupLR(optimizer(), warmup_steps=3), 6) == pytest.approx([0.25, 0.5, 0.75, 1, 1, 1])
-    assert lrs(ConstantWithWarmupLR(optimizer(2.0)), 2) == [2.0, 2.0]
+def reference_factor(step, warmup_steps, training_steps=None, min_fraction=0.0, num_cycles=0.5):
+    """perceiver-io 0.11's schedules, written out: linear warmup from 0, then constant or cosine decay."""
+    if step < warmup_steps:
+        return step / max(1, warmup_steps)
+    if training_steps is None:
+        return 1.0
+    progress = (step - warmup_steps) / max(1, training_steps - warmup_steps)
+    return max(0.0, min_fraction + (1 - min_fraction) * 0.5 * (1 + math.cos(math.pi * num_cycles * 2 * progress)))
 
 
-def test_cosine_with_warmup():
-    values = lrs(CosineWithWarmupLR(optimizer(), warmup_steps=1, training_steps=5, min_fraction=0.2), 7)
-    # warmup, then 0.2 + 0.8 * (1 + cos(pi * progress)) / 2 with progress (step - 1) / 4, constant after the end
-    assert values == pytest.approx([0.5, 1.0, 0.2 + 0.8 * 0.8535534, 0.6, 0.2 + 0.8 * 0.1464466, 0.2, 0.2])
+@pytest.mark.parametrize("warmup_steps", [0, 1, 3])
+def test_constant_with_warmup(warmup_steps):
+    values = lrs(ConstantWithWarmupLR(optimizer(2.0), warmup_steps=warmup_steps), 6)
+    assert values == pytest.approx([2.0 * reference_factor(step, warmup_steps) for step in range(6)], abs=1e-12)
+    assert lrs(ConstantWithWarmupLR(optimizer(), warmup_steps=4), 6) == pytest.approx([0, 0.25, 0.5, 0.75, 1, 1])
+
+
+@pytest.mark.parametrize(
+    "warmup_steps,training_steps,min_fraction,num_cycles", [(0, 5, 0.0, 0.5), (1, 5, 0.2, 0.5), (3, 10, 0.1, 1.0)]
+)
+def test_cosine_with_warmup(warmup_steps, training_steps, min_fraction, num_cycles):
+    scheduler = CosineWithWarmupLR(optimizer(), warmup_steps, training_steps, min_fraction, num_cycles)
+    expected = [reference_factor(s, warmup_steps, training_steps, min_fraction, num_cycles) for s in range(12)]
+    assert lrs(scheduler, 12) == pytest.approx(expected, abs=1e-12)
+
+
+def test_cosine_with_warmup_values():
+    values = lrs(CosineWithWarmupLR(optimizer(), warmup_steps=1, training_steps=5, min_fraction=0.2), 6)
+    # warmup from 0, then 0.2 + 0.8 * (1 + cos(pi * progress)) / 2 with progress (step - 1) / 4
+    assert values == pytest.approx([0.0, 1.0, 0.2 + 0.8 * 0.8535534, 0.6, 0.2 + 0.8 * 0.1464466, 0.2])
     with pytest.raises(ValueError, match="training_steps=2 must be greater than warmup_steps=2"):
         CosineWithWarmupLR(optimizer(), warmup_steps=2, training_steps=2)
     with pytest.raises(ValueError, match=r"min_fraction=1.5 must be in \[0, 1\]"):
         CosineWithWarmupLR(optimizer(), min_fraction=1.5)
 
 
+def test_cosine_length_set_after_construction():
+    # the CLI constructs the scheduler first and sets training_steps from the trainer
+    scheduler = CosineWithWarmupLR(optimizer(), warmup_steps=2)
+    assert scheduler.get_last_lr() == [0.0]
+    scheduler.training_steps = 6
+    assert lrs(scheduler, 6) == pytest.approx([reference_factor(s, 2, 6) for s in range(6)])
+
+
 def test_cosine_state_survives_checkpoints():
     scheduler = CosineWithWarmupLR(optimizer(), warmup_steps=2, training_steps=10)
     lrs(scheduler, 4)
+    state = scheduler.state_dict()
+    assert all(isinstance(v, (int, float, list, type(None))) for v in state.values())  # loads with weights_only
     restored = CosineWithWarmupLR(optimizer(), warmup_steps=0)
-    restored.load_state_dict(scheduler.state_dict())
+    restored.load_state_dict(state)
     assert (restored.warmup_steps, restored.training_steps, restored.last_epoch) == (2, 10, 4)
     assert lrs(restored, 3) == pytest.approx(lrs(scheduler, 3))
 
