@@ -4,6 +4,7 @@ import logging
 from typing import Any, Dict, Optional
 
 import torch
+from torchmetrics import MeanMetric
 
 from perceiver.model.core.lightning import LitModel
 from perceiver.model.core.loss import IGNORE_INDEX, token_cross_entropy
@@ -12,6 +13,14 @@ from perceiver.model.core.utils import pad_mask_from
 from perceiver.model.text.clm.backend import CausalLanguageModel, CausalLanguageModelConfig
 
 logger = logging.getLogger(__name__)
+
+
+class LossPerplexity(MeanMetric):
+    """Perplexity of a validation or test epoch: exp of the mean loss over its batches (weighted by batch size, as
+    the logged mean loss), not the mean of the batches' perplexities. Synced across processes by torchmetrics."""
+
+    def compute(self) -> torch.Tensor:
+        return torch.exp(super().compute())
 
 
 class LitCausalSequenceModel(LitModel):
@@ -58,6 +67,8 @@ class LitCausalSequenceModel(LitModel):
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
+        self.val_ppl = LossPerplexity()
+        self.test_ppl = LossPerplexity()
 
     def forward(self, input_ids: torch.Tensor, prefix_len: int, pad_mask: Optional[torch.Tensor] = None):
         return self.backend_model(input_ids, prefix_len=prefix_len, pad_mask=pad_mask)
@@ -85,9 +96,12 @@ class LitCausalSequenceModel(LitModel):
 
     def _eval_step(self, batch, stage: str) -> torch.Tensor:
         metrics = self._step(batch)
-        self.log(f"{stage}_loss", metrics["loss"], prog_bar=True, sync_dist=True)
-        self.log(f"{stage}_ppl", torch.exp(metrics["loss"]), sync_dist=True)
-        self.log(f"{stage}_acc", metrics["accuracy"], sync_dist=True)
+        batch_size = batch["input_ids"].shape[0]
+        perplexity = getattr(self, f"{stage}_ppl")
+        perplexity.update(metrics["loss"], batch_size)
+        self.log(f"{stage}_loss", metrics["loss"], prog_bar=True, sync_dist=True, batch_size=batch_size)
+        self.log(f"{stage}_ppl", perplexity, batch_size=batch_size)
+        self.log(f"{stage}_acc", metrics["accuracy"], sync_dist=True, batch_size=batch_size)
         return metrics["loss"]
 
     def validation_step(self, batch, batch_idx):
