@@ -197,3 +197,31 @@ def test_scheduler_without_optimizer_uses_model_settings(mlm_config):
     assert (optimizer.defaults["lr"], optimizer.defaults["weight_decay"]) == (0.01, 0.1)
     assert isinstance(scheduler["scheduler"], ConstantWithWarmupLR) and scheduler["interval"] == "step"
     assert cli.datamodule.hparams.task == "mlm"
+
+
+def test_optimizer_lr_is_the_one_applied_and_recorded(capsys, mlm_config):
+    def build(*args):
+        cli = mlm.MaskedLanguageModelCLI(
+            mlm.LitMaskedLanguageModel, mlm.TextDataModule, args=["--config", mlm_config, *args], run=False
+        )
+        return cli.model.hparams, cli.model.configure_optimizers()
+
+    # the optimizer's values are recorded as the model's (hparams.yaml, TensorBoard), not the unused defaults
+    hparams, optimizer = build("--optimizer=AdamW", "--optimizer.lr=0.003", "--optimizer.weight_decay=0.2")
+    assert (hparams.lr, hparams.weight_decay) == (0.003, 0.2)
+    assert (optimizer.defaults["lr"], optimizer.defaults["weight_decay"]) == (0.003, 0.2)
+    hparams, _ = build("--optimizer=SGD", "--optimizer.lr=0.5", "--model.lr=0.5")
+    assert hparams.lr == 0.5
+    # a model value that would be ignored is refused, in one line
+    err = fails(
+        capsys, mlm, "fit", "--config", mlm_config, "--model.lr=0.01", "--optimizer=AdamW", "--optimizer.lr=3e-3"
+    )
+    assert err.strip() == (
+        "error: model.lr=0.01 conflicts with the optimizer's lr=0.003 (torch.optim.AdamW): "
+        "with --optimizer set --optimizer.lr instead"
+    )
+    err = fails(capsys, mlm, "fit", "--config", mlm_config, "--optimizer=AdamW", "--model.weight_decay=0.1")
+    assert "error: model.weight_decay=0.1 conflicts with the optimizer's weight_decay=0.01" in err
+    # without --optimizer the model's values make the AdamW optimizer
+    hparams, optimizer = build("--model.lr=0.02")
+    assert hparams.lr == optimizer.defaults["lr"] == 0.02

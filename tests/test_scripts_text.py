@@ -111,6 +111,7 @@ def test_mlm_script_trains_and_checkpoint_converts(mlm_run):
     assert any(r["val_loss"] for r in rows) and any(r["train_loss"] for r in rows)
     assert list(run_dir.glob("events.out.tfevents.*"))  # TensorBoard logs beside the CSV logs
     hparams = yaml.safe_load((run_dir / "hparams.yaml").read_text())
+    assert hparams["lr"] == 0.003  # the optimizer's, which applied
     assert hparams["encoder"]["vocab_size"] == hparams["decoder"]["vocab_size"] == 262  # linked from the data
     assert hparams["encoder"]["max_seq_len"] == hparams["decoder"]["max_seq_len"] == 32
 

@@ -6,7 +6,9 @@ What every script has (see `CLI`):
 - `fit`, `validate` and `test` subcommands; `--ckpt_path` resumes training from (or evaluates) a checkpoint
 - `--data=<data module class>` and `--data.*`, `--model.*` and `--trainer.*` arguments; the model's vocabulary size,
   sequence length, image shape and number of classes are taken from the data module
-- `--optimizer` (default AdamW with the model's `lr` and `weight_decay`) and `--lr_scheduler`, e.g.
+- `--optimizer` (default AdamW with `--model.lr` and `--model.weight_decay`; with `--optimizer`, the optimizer's
+  `lr` and `weight_decay` apply and are recorded as the model's, and a different `--model.lr` is refused) and
+  `--lr_scheduler`, e.g.
   `--lr_scheduler=CosineWithWarmupLR --lr_scheduler.warmup_steps=500` (schedulers of `perceiver.scripts.lrs` are
   stepped per optimizer step; cosine decay lasts the trainer's `max_steps` unless `training_steps` is given)
 - `--checkpoint.*`: the best checkpoint on the monitored validation metric and the last one are saved
@@ -119,12 +121,32 @@ class CLI(LightningCLI):
         if self.task is not None:
             self._set_task(config)
         _share_log_version(config.trainer.logger)
-        if config.get("lr_scheduler") and not config.get("optimizer"):
+        if config.get("optimizer"):
+            self._take_optimizer_settings(config)
+        elif config.get("lr_scheduler"):
             # LightningCLI ignores a scheduler without an optimizer; use the model's AdamW settings instead
             config.optimizer = Namespace(
                 class_path="torch.optim.AdamW",
                 init_args=Namespace(lr=config.model.lr, weight_decay=config.model.weight_decay),
             )
+
+    def _take_optimizer_settings(self, config: Namespace) -> None:
+        """One rule for `--model.lr` / `--model.weight_decay` beside an `--optimizer`: the optimizer's values apply
+        and are also recorded as the model's hyperparameters (hparams.yaml, TensorBoard); a model value set to
+        something else than its default and than the optimizer's is refused, as it would have no effect."""
+        init_args = config.optimizer.get("init_args") or Namespace()
+        defaults = self._parser(self.subcommand).get_defaults()
+        for name in ("lr", "weight_decay"):
+            key = f"model.{name}"
+            if key not in config or init_args.get(name) is None:
+                continue
+            value, optimizer_value = config[key], init_args[name]
+            if value != defaults.get(key) and value != optimizer_value:
+                _fail(
+                    f"{key}={value} conflicts with the optimizer's {name}={optimizer_value} "
+                    f"({config.optimizer.class_path}): with --optimizer set --optimizer.{name} instead"
+                )
+            config[key] = optimizer_value
 
     def _set_task(self, config: Namespace) -> None:
         # data modules serve several tasks: a script trains one, so the data module's default task gives way to it
