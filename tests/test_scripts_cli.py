@@ -8,6 +8,7 @@ import pytest
 import torch
 import yaml
 
+from perceiver.scripts.audio import symbolic
 from perceiver.scripts.lrs import ConstantWithWarmupLR, CosineWithWarmupLR
 from perceiver.scripts.text import classifier, clm, mlm
 from perceiver.scripts.vision import image_classifier
@@ -85,20 +86,25 @@ def test_cosine_state_survives_checkpoints():
 
 
 @pytest.mark.parametrize(
-    "script,example,data_class",
+    "script,example,data_class,task",
     [
-        (mlm, "mlm_imdb.yaml", "perceiver.data.text.ImdbDataModule"),
-        (classifier, "classifier_imdb.yaml", "perceiver.data.text.ImdbDataModule"),
-        (clm, "clm_wikitext.yaml", "perceiver.data.text.WikiTextDataModule"),
-        (image_classifier, "image_classifier_digits.yaml", "perceiver.data.vision.DigitsDataModule"),
+        (mlm, "mlm_imdb.yaml", "perceiver.data.text.ImdbDataModule", "mlm"),
+        (classifier, "classifier_imdb.yaml", "perceiver.data.text.ImdbDataModule", "clf"),
+        (clm, "clm_wikitext.yaml", "perceiver.data.text.WikiTextDataModule", "clm"),
+        (clm, "clm_pydoc.yaml", "perceiver.data.text.TextFilesDataModule", "clm"),
+        (image_classifier, "image_classifier_digits.yaml", "perceiver.data.vision.DigitsDataModule", None),
+        (symbolic, "symbolic_audio.yaml", "perceiver.data.audio.SymbolicAudioDataModule", None),
     ],
 )
-def test_example_configs_parse(capsys, script, example, data_class):
+def test_example_configs_parse(capsys, script, example, data_class, task):
     with pytest.raises(SystemExit) as exit_info:
         script.main(["fit", "--config", str(EXAMPLES / example), "--print_config"])
     assert exit_info.value.code == 0
     config = yaml.safe_load(capsys.readouterr().out)
     assert config["data"]["class_path"] == data_class
+    # the configuration that runs: the script's task, the optimizer's learning rate
+    assert config["data"]["init_args"].get("task") == task
+    assert config["model"]["lr"] == config["optimizer"]["init_args"]["lr"]
     assert config["optimizer"]["class_path"] == "torch.optim.AdamW"
     assert config["lr_scheduler"]["class_path"].startswith("perceiver.scripts.lrs.")
     assert config["checkpoint"]["save_last"] is True
@@ -225,3 +231,38 @@ def test_optimizer_lr_is_the_one_applied_and_recorded(capsys, mlm_config):
     # without --optimizer the model's values make the AdamW optimizer
     hparams, optimizer = build("--model.lr=0.02")
     assert hparams.lr == optimizer.defaults["lr"] == 0.02
+
+
+def test_mistyped_hub_source_fails_in_one_line(capsys, mlm_config, tmp_path):
+    # not a local path, so a hub id: unreachable offline (tests), unknown online; either way one line, no traceback
+    err = fails(
+        capsys,
+        mlm,
+        "fit",
+        "--config",
+        mlm_config,
+        "--data.source=wikitxt",
+        "--trainer.logger=false",
+        "--trainer.max_steps=1",
+    )
+    assert "Traceback" not in err
+    assert (
+        err.strip()
+        .splitlines()[-1]
+        .startswith("error: data.source='wikitxt' is no local file or directory, and no 🤗 hub dataset reached: ")
+    )
+
+
+def test_scripts_have_default_data(capsys):
+    # the data module each script's docstring names as its default
+    for script, data_class in [
+        (mlm, "perceiver.data.text.WikiTextDataModule"),
+        (classifier, "perceiver.data.text.ImdbDataModule"),
+        (clm, "perceiver.data.text.WikiTextDataModule"),
+        (image_classifier, "perceiver.data.vision.DigitsDataModule"),
+        (symbolic, "perceiver.data.audio.SymbolicAudioDataModule"),
+    ]:
+        with pytest.raises(SystemExit):
+            script.main(["fit", "--print_config"])
+        assert yaml.safe_load(capsys.readouterr().out)["data"]["class_path"] == data_class
+        assert data_class.rsplit(".", 1)[1] in script.__doc__

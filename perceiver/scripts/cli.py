@@ -24,6 +24,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Type
 
+from datasets.exceptions import DatasetNotFoundError
 from jsonargparse import Namespace
 from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
@@ -53,6 +54,7 @@ class CLI(LightningCLI):
         "model.encoder.vocab_size")`: the model argument is set from the instantiated data module (through the
         function, if given).
     :cvar model_defaults: default model arguments, e.g. `{"model.num_latents": 256}`.
+    :cvar data_default: class path of the data module used when no `--data` is given.
     """
 
     name: str = "perceiver"
@@ -61,6 +63,7 @@ class CLI(LightningCLI):
     monitor_mode: str = "min"
     links: Sequence[tuple] = ()
     model_defaults: Dict[str, Any] = {}
+    data_default: Optional[str] = None
 
     def __init__(
         self,
@@ -108,6 +111,8 @@ class CLI(LightningCLI):
                 **self.model_defaults,
             }
         )
+        if self.data_default is not None:
+            parser.set_defaults({"data": {"class_path": self.data_default}})
         for source, target, *compute_fn in self.links:
             parser.link_arguments(source, target, *compute_fn, apply_on="instantiate")
 
@@ -118,24 +123,57 @@ class CLI(LightningCLI):
         except FileNotFoundError as e:
             # a missing data or tokenizer path fails here, before anything is loaded or built
             _fail(str(e))
-        if self.task is not None:
-            self._set_task(config)
+        self._complete_config(config, self._parser(self.subcommand))
         _share_log_version(config.trainer.logger)
-        if config.get("optimizer"):
-            self._take_optimizer_settings(config)
-        elif config.get("lr_scheduler"):
+        if not config.get("optimizer") and config.get("lr_scheduler"):
             # LightningCLI ignores a scheduler without an optimizer; use the model's AdamW settings instead
             config.optimizer = Namespace(
                 class_path="torch.optim.AdamW",
                 init_args=Namespace(lr=config.model.lr, weight_decay=config.model.weight_decay),
             )
 
-    def _take_optimizer_settings(self, config: Namespace) -> None:
+    def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
+        parser = super().init_parser(**kwargs)
+        dump = parser.dump
+
+        def dump_completed(cfg: Namespace, *args, **dump_kwargs) -> str:
+            # --print_config (and the saved config.yaml) show the configuration that runs: the script's task, the
+            # optimizer's learning rate
+            if isinstance(cfg, Namespace) and "data" in cfg and "model" in cfg:
+                cfg = cfg.clone()
+                self._complete_config(cfg, parser)
+            return dump(cfg, *args, **dump_kwargs)
+
+        parser.dump = dump_completed
+        return parser
+
+    def _complete_config(self, config: Namespace, parser: LightningArgumentParser) -> None:
+        """Settings that follow from others: the script's data task, the optimizer's `lr`/`weight_decay`."""
+        if self.task is not None:
+            self._set_task(config)
+        if config.get("optimizer"):
+            self._take_optimizer_settings(config, parser)
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        try:
+            super()._run_subcommand(subcommand)
+        except (DatasetNotFoundError, ConnectionError) as e:
+            # a mistyped or unreachable hub dataset: one line instead of a traceback through Lightning and datasets
+            source = getattr(getattr(self.datamodule, "hparams", {}), "get", lambda _: None)("source")
+            if source is None or str(source) not in str(e):
+                raise
+            _fail(
+                f"data.source={source!r} is no local file or directory, and no 🤗 hub dataset reached: {e}".split("\n")[
+                    0
+                ]
+            )
+
+    def _take_optimizer_settings(self, config: Namespace, parser: LightningArgumentParser) -> None:
         """One rule for `--model.lr` / `--model.weight_decay` beside an `--optimizer`: the optimizer's values apply
         and are also recorded as the model's hyperparameters (hparams.yaml, TensorBoard); a model value set to
         something else than its default and than the optimizer's is refused, as it would have no effect."""
         init_args = config.optimizer.get("init_args") or Namespace()
-        defaults = self._parser(self.subcommand).get_defaults()
+        defaults = parser.get_defaults()
         for name in ("lr", "weight_decay"):
             key = f"model.{name}"
             if key not in config or init_args.get(name) is None:
@@ -150,7 +188,9 @@ class CLI(LightningCLI):
 
     def _set_task(self, config: Namespace) -> None:
         # data modules serve several tasks: a script trains one, so the data module's default task gives way to it
-        data = config.data
+        data = config.get("data")
+        if not isinstance(data, Namespace) or "class_path" not in data:
+            return
         task = data.init_args.get("task") if data.get("init_args") else None
         if task == self.task:
             return

@@ -1,8 +1,10 @@
 """Shared base class of the Lightning wrappers."""
 
 import dataclasses
+import inspect
+import re
 import typing
-from typing import Any, ClassVar, List, Optional, Tuple, Type
+from typing import Any, ClassVar, Dict, List, Optional, Tuple, Type
 
 import lightning.pytorch as pl
 import torch
@@ -14,19 +16,53 @@ from perceiver.model.core.config import config_from_dict, config_to_dict
 from perceiver.model.core.position import check_computed_buffers
 from perceiver.model.core.weights import load_backend_state_dict
 
+_PARAM = re.compile(r":param (\w+):(.*?)(?=\n\s*:param |\n\s*:cvar |\Z)", re.DOTALL)
+
+
+def _param_docs(*docstrings: Optional[str]) -> Dict[str, str]:
+    """`:param name: description` entries of docstrings (first one wins), descriptions on one line."""
+    docs: Dict[str, str] = {}
+    for docstring in docstrings:
+        for name, text in _PARAM.findall(inspect.cleandoc(docstring or "")):
+            docs.setdefault(name, " ".join(text.split()))
+    return docs
+
+
+def _document_init_args(cls: type) -> None:
+    """Adds `:param` entries to `cls.__doc__` for init arguments of `cls` that are fields of its backend config,
+    described in the config dataclass docstrings (of the class and its bases) but not in the docstrings of `cls`."""
+    config_class = getattr(cls, "backend_config_class", None)
+    if config_class is None or not dataclasses.is_dataclass(config_class):
+        return
+    own = _param_docs(cls.__doc__, cls.__init__.__doc__)
+    config_docs = _param_docs(*(c.__doc__ for c in config_class.__mro__ if dataclasses.is_dataclass(c)))
+    fields = {f.name for f in dataclasses.fields(config_class)}
+    names = [n for n in inspect.signature(cls.__init__).parameters if n in fields and n not in own and n in config_docs]
+    if names:
+        entries = "\n".join(f":param {name}: {config_docs[name]}" for name in names)
+        cls.__doc__ = f"{inspect.cleandoc(cls.__doc__ or '')}\n\n{entries}\n"
+
 
 class LitModel(pl.LightningModule):
     """Lightning wrapper of one backend model, built from the wrapper's init arguments.
 
     Subclasses set `backend_config_class` and `backend_model_class` and take the backend config's fields as init
     arguments (so that the Lightning CLI can set each of them); `create(config)` passes a config dataclass instead.
+    A subclass's docstring gets the config's `:param` descriptions of the init arguments it does not describe itself
+    (the Lightning CLI's `--help` shows them).
 
     :param params: pretrained weights: a 🤗 model directory, safetensors file or hub id saved by this library.
-    :param optimizer_init: AdamW learning rate and weight decay (the Lightning CLI's `--optimizer` overrides).
+    :param lr: learning rate of the default AdamW optimizer (with the CLI's `--optimizer`, the optimizer's applies).
+    :param weight_decay: weight decay of the default AdamW optimizer (with the CLI's `--optimizer`, the optimizer's
+        applies).
     """
 
     backend_config_class: ClassVar[type]
     backend_model_class: ClassVar[Type[nn.Module]]
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        _document_init_args(cls)
 
     def __init__(self, *args, params: Optional[str] = None, lr: float = 1e-3, weight_decay: float = 0.0, **kwargs):
         super().__init__()

@@ -23,6 +23,8 @@ class TextDecoderConfig(DecoderConfig):
 
     :param num_output_query_channels: output query channels, must equal the encoder's `num_input_channels` (the
         default, None) because logits are computed with the token embedding matrix.
+    :param vocab_size: number of token ids (the CLI takes it from the data module).
+    :param max_seq_len: maximum output sequence length (the CLI takes it from the data module).
     """
 
     num_output_query_channels: Optional[int] = None
