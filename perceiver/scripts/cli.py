@@ -12,8 +12,9 @@ What every script has (see `CLI`):
   `--lr_scheduler=CosineWithWarmupLR --lr_scheduler.warmup_steps=500` (schedulers of `perceiver.scripts.lrs` are
   stepped per optimizer step; cosine decay lasts the trainer's `max_steps` unless `training_steps` is given)
 - `--checkpoint.*`: the best checkpoint on the monitored validation metric and the last one are saved
-- TensorBoard and CSV logs (with the learning rate) in `logs/<name>/version_<n>`, a rich progress bar where `rich`
-  is installed
+- TensorBoard and CSV logs (with the learning rate) in `logs/<name>/version_<n>`; progress as a rich progress bar on
+  a terminal, as periodic log lines (step, epoch, loss, it/s; every `--trainer.log_every_n_steps` steps) in log files
+  (see `perceiver.scripts.progress`)
 - seed 0 unless `--seed_everything` says otherwise, so that runs are reproducible
 """
 
@@ -34,6 +35,7 @@ from lightning.pytorch.cli import ReduceLROnPlateau as LightningReduceLROnPlatea
 from perceiver.data.common import check_data_files, check_source
 from perceiver.data.text.tokenizer import PERCEIVER_BYTES
 from perceiver.scripts.lrs import ConstantWithWarmupLR, CosineWithWarmupLR, WarmupLR
+from perceiver.scripts.progress import use_progress_for_output
 
 # imported here so that --lr_scheduler also takes their short names (CosineWithWarmupLR, ConstantWithWarmupLR)
 __all__ = ["CLI", "ConstantWithWarmupLR", "CosineWithWarmupLR"]
@@ -203,6 +205,7 @@ class CLI(LightningCLI):
 
     def instantiate_classes(self) -> None:
         super().instantiate_classes()
+        use_progress_for_output(self.trainer)
         callbacks = self.trainer.callbacks
         if self.trainer.loggers and not any(isinstance(c, LearningRateMonitor) for c in callbacks):
             callbacks.append(LearningRateMonitor(logging_interval="step"))
