@@ -85,3 +85,40 @@ def test_script_writes_progress_lines_to_a_log_file(tmp_path):
     assert re.search(r"validation at step 3 epoch \d+: val_acc \S+ val_loss \S+ val_ppl \S+", text)
     assert "training ended at step 6" in text
     assert "Epoch 0/-" not in text and "\x1b[" not in text  # no rich frames or terminal escapes
+
+
+def test_generation_shows_progress(capsys):
+    import torch
+
+    from perceiver.demos.common import TokenProgress
+    from tests.test_clm import tiny_model
+
+    model = tiny_model()
+    input_ids = torch.randint(0, 262, (1, 5))
+    expected = model.generate(input_ids, max_new_tokens=7, do_sample=False)
+    capsys.readouterr()
+    output = model.generate(input_ids, max_new_tokens=7, do_sample=False, streamer=TokenProgress(7))
+    assert torch.equal(output, expected)
+    err = capsys.readouterr().err
+    assert "generating: 100%" in err and "7/7" in err
+    model.generate(input_ids, max_new_tokens=3, do_sample=False, streamer=TokenProgress(3, disable=True))
+    assert capsys.readouterr().err == ""
+
+
+def test_video_rendering_shows_progress(capsys, tmp_path):
+    from transformers import pipeline
+
+    from perceiver.model.vision import optical_flow as of
+    from tests.test_optical_flow import textured_image
+    from tests.test_optical_flow import tiny_model as tiny_flow_model
+
+    frames = [textured_image(24, 48, seed=i) for i in range(4)]
+    of.write_video(tmp_path / "in.avi", frames, fps=10)
+    tiny_flow_model(image_shape=(16, 24)).save_pretrained(tmp_path / "model")
+    flow = pipeline("optical-flow", model=str(tmp_path / "model"))
+    capsys.readouterr()
+    assert of.render_optical_flow_video(flow, tmp_path / "in.avi", tmp_path / "out.avi") == 3
+    err = capsys.readouterr().err
+    assert "optical flow" in err and "3/3" in err
+    assert of.render_optical_flow_video(flow, tmp_path / "in.avi", tmp_path / "out.avi", progress=False) == 3
+    assert capsys.readouterr().err == ""
