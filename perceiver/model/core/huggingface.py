@@ -108,13 +108,19 @@ def convert_lightning_checkpoint(
     config_kwargs: Optional[Dict[str, Any]] = None,
     **save_kwargs: Any,
 ) -> PerceiverBackendModel:
-    """Converts a checkpoint of Lightning wrapper `lit_model_class` (local path or URL) into 🤗 wrapper
-    `model_class`, saved in `save_dir` with `preprocessor` (tokenizer or image processor) beside it.
+    """Converts a checkpoint of Lightning wrapper `lit_model_class` (local path or URL, or a sharded checkpoint
+    directory written by FSDP) into 🤗 wrapper `model_class`, saved in `save_dir` with `preprocessor` (tokenizer or
+    image processor) beside it.
 
     :param config_kwargs: further 🤗 config arguments, e.g. `id2label`.
     :param save_kwargs: arguments of `save_pretrained`, e.g. `push_to_hub=True`.
     """
-    lit_model = lit_model_class.load_checkpoint(ckpt_url, params=None)
+    from perceiver.model.core.lightning import is_sharded_checkpoint, load_sharded_checkpoint
+
+    if is_sharded_checkpoint(ckpt_url):  # a directory written by FSDP (Lightning's FSDPStrategy)
+        lit_model = load_sharded_checkpoint(lit_model_class, ckpt_url)
+    else:
+        lit_model = lit_model_class.load_checkpoint(ckpt_url, params=None)
     config = model_class.config_class(lit_model.backend_config, **(config_kwargs or {}))
     if isinstance(preprocessor, PreTrainedTokenizerBase):
         config.tokenizer_class = type(preprocessor).__name__

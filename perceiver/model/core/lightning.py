@@ -2,8 +2,10 @@
 
 import dataclasses
 import inspect
+import pickle
 import re
 import typing
+from pathlib import Path
 from typing import Any, ClassVar, Dict, List, Optional, Tuple, Type
 
 import lightning.pytorch as pl
@@ -150,3 +152,75 @@ def _dataclasses_of(config_class: type) -> List[type]:
         if dataclasses.is_dataclass(field_type):
             result += _dataclasses_of(field_type)
     return result
+
+
+SHARDED_METADATA = "meta.pt"
+"""The file of a sharded checkpoint directory with everything but the model and optimizer states (Lightning's)."""
+
+
+def is_sharded_checkpoint(path: Any) -> bool:
+    """Whether `path` is a sharded checkpoint directory as Lightning's `FSDPStrategy(state_dict_type="sharded")` writes
+    it: `torch.distributed.checkpoint` files (`.metadata`, `__<rank>_0.distcp`) and `meta.pt`."""
+    path = Path(str(path)).expanduser()
+    return path.is_dir() and (path / SHARDED_METADATA).is_file() and (path / ".metadata").is_file()
+
+
+def load_sharded_checkpoint(lit_model_class: Type[LitModel], path: Any) -> LitModel:
+    """Loads a sharded (FSDP) checkpoint directory of `lit_model_class` in this process, on CPU, without a process
+    group: the hyperparameters from `meta.pt`, the model's shards (saved under key `model`) from the
+    `torch.distributed.checkpoint` files. Only the config dataclasses and the checkpoint format's own metadata classes
+    are unpickled."""
+    import torch.distributed.checkpoint as dcp
+
+    path = Path(str(path)).expanduser()
+    if not is_sharded_checkpoint(path):
+        raise ValueError(f"path={str(path)!r} is not a sharded checkpoint directory (with .metadata and meta.pt)")
+    with torch.serialization.safe_globals(_dataclasses_of(lit_model_class.backend_config_class)):
+        checkpoint = torch.load(path / SHARDED_METADATA, map_location="cpu", weights_only=True)
+    hparams = {k: v for k, v in checkpoint.get("hyper_parameters", {}).items() if k != "_instantiator"}
+    lit_model = lit_model_class(**{**hparams, "params": None})
+    state_dict = lit_model.state_dict()
+    reader = _trusted_reader(path)
+    reader.read_metadata()  # checked here, so that a bad file raises its own error, not one wrapped by the loader
+    dcp.load({"model": state_dict}, storage_reader=reader, no_dist=True)
+    lit_model.load_state_dict(state_dict)
+    return lit_model
+
+
+class _MetadataUnpickler(pickle.Unpickler):
+    """Unpickles `torch.distributed.checkpoint` metadata: only its metadata classes, torch sizes, dtypes and layouts
+    and paths; anything else raises an `UnpicklingError` naming it."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        allowed = (
+            module == "torch.distributed.checkpoint.metadata"
+            or (module == "torch.distributed.checkpoint.filesystem" and name == "_StorageInfo")
+            or (module == "torch" and (name == "Size" or isinstance(getattr(torch, name, None), torch.dtype)))
+            or (module == "torch.serialization" and name == "_get_layout")
+            or (module == "pathlib" and name in ("Path", "PosixPath", "WindowsPath"))
+            or (module == "collections" and name == "OrderedDict")
+        )
+        if not allowed:
+            raise pickle.UnpicklingError(f"sharded checkpoint metadata refers to {module}.{name}, which is not allowed")
+        return super().find_class(module, name)
+
+
+def _trusted_reader(path: Path):
+    """A `torch.distributed.checkpoint` reader of `path` that unpickles the metadata with `_MetadataUnpickler`."""
+    from torch.distributed.checkpoint import FileSystemReader
+    from torch.distributed.checkpoint.metadata import StorageMeta, TensorStorageMetadata
+
+    class TrustedMetadataReader(FileSystemReader):
+        def read_metadata(self, *args: Any, **kwargs: Any):
+            with open(Path(self.path) / ".metadata", "rb") as f:
+                metadata = _MetadataUnpickler(f).load()
+            # model entries must be tensors: other entries are torch.load-ed without weights_only by the loader
+            for key, entry in metadata.state_dict_metadata.items():
+                if key.startswith("model.") and not isinstance(entry, TensorStorageMetadata):
+                    raise ValueError(f"sharded checkpoint entry {key!r} is not a tensor")
+            if getattr(metadata, "storage_meta", None) is None:
+                metadata.storage_meta = StorageMeta()
+            metadata.storage_meta.load_id = self.load_id
+            return metadata
+
+    return TrustedMetadataReader(path)
