@@ -140,3 +140,24 @@ def test_sharded_checkpoint_metadata_is_not_unpickled_blindly(tmp_path):
         load_sharded_checkpoint(clm.LitCausalLanguageModel, path)
     with pytest.raises(ValueError, match="is not a sharded checkpoint directory"):
         load_sharded_checkpoint(clm.LitCausalLanguageModel, tmp_path)
+
+
+def test_fsdp_recipe_config(capsys):
+    """examples/fsdp.yaml (docs/training-examples.md) sets up FSDPStrategy as the test above uses FSDP."""
+    import yaml
+
+    from perceiver.scripts.text import clm as clm_script
+
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    args = ["fit", "--config", str(examples / "clm_wikitext.yaml"), "--config", str(examples / "fsdp.yaml")]
+    with pytest.raises(SystemExit):
+        clm_script.main([*args, "--print_config"])
+    config = yaml.safe_load(capsys.readouterr().out)
+    strategy = config["trainer"]["strategy"]
+    assert strategy["class_path"] == "lightning.pytorch.strategies.FSDPStrategy"
+    assert sorted(name.rsplit(".", 1)[1] for name in strategy["init_args"]["auto_wrap_policy"]) == [
+        "CrossAttentionLayer",
+        "SelfAttentionLayer",
+    ]
+    assert strategy["init_args"]["state_dict_type"] == "sharded"
+    assert config["model"]["activation_checkpointing"] is True
