@@ -6,7 +6,7 @@ All randomness comes from torch's global generator, which Lightning seeds (per d
 from typing import Dict, List, Optional, Sequence
 
 import torch
-from transformers import DataCollatorForLanguageModeling, PreTrainedTokenizerBase
+from transformers import DataCollatorForLanguageModeling, DataCollatorWithPadding, PreTrainedTokenizerBase
 
 Batch = Dict[str, torch.Tensor]
 
@@ -43,6 +43,9 @@ class TokenMaskingCollator:
 class WordMaskingCollator:
     """Masked language modeling batches with whole words masked: each word is selected with `mask_prob`, and all
     its tokens are then replaced by mask tokens (80%), random tokens (10%) or kept (10%).
+
+    Our own, not 🤗's `DataCollatorForWholeWordMask`: that one finds words by WordPiece's "##" prefixes, which
+    byte-level and SentencePiece tokenizers do not have; this one takes the tokenizer's word ids.
 
     Examples hold `word_ids`, a word index per token (-1 for tokens outside words); contiguous tokens with the same
     index form a word.
@@ -93,6 +96,9 @@ class CausalLanguageModelCollator:
         prefix length for each batch (its sequence length minus the number of latents).
     """
 
+    # Our own, not 🤗's padding collators: it pads tokenizers without a padding token (and the MIDI tokenizer, which is
+    # no 🤗 tokenizer), makes the labels and truncates batches randomly in one pass.
+
     def __init__(
         self,
         pad_token_id: Optional[int],
@@ -119,16 +125,12 @@ class CausalLanguageModelCollator:
 
 
 class ClassificationCollator:
-    """Classification batches: token ids padded on `padding_side`, integer class `labels`."""
+    """Classification batches: token ids padded on the tokenizer's padding side with an attention mask (🤗's
+    `DataCollatorWithPadding`), integer class `labels`."""
 
-    def __init__(self, pad_token_id: int, padding_side: str = "right"):
-        self.pad_token_id = pad_token_id
-        self.padding_side = padding_side
+    def __init__(self, tokenizer: PreTrainedTokenizerBase):
+        self.collator = DataCollatorWithPadding(tokenizer, return_tensors="pt")
 
     def __call__(self, examples: List[dict]) -> Batch:
-        sequences = [e["input_ids"] for e in examples]
-        return {
-            "input_ids": pad(sequences, self.pad_token_id, self.padding_side),
-            "attention_mask": _attention_mask(sequences, self.padding_side),
-            "labels": torch.tensor([e["label"] for e in examples], dtype=torch.long),
-        }
+        batch = self.collator([{"input_ids": e["input_ids"], "labels": e["label"]} for e in examples])
+        return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"], "labels": batch["labels"]}

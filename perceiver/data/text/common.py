@@ -334,7 +334,7 @@ class TextDataModule(SplitDataModule):
                 random_truncation=train and h.random_train_truncation,
                 random_min_seq_len=h.random_min_seq_len,
             )
-        return ClassificationCollator(self.tokenizer.pad_token_id, padding_side=self.tokenizer.padding_side)
+        return ClassificationCollator(self.tokenizer)
 
     def _require_task(self, task: str, name: str) -> None:
         if self.hparams.task != task:
