@@ -1,12 +1,14 @@
 """The shared CLI plumbing and the learning rate schedules, in-process (argument errors fail before anything is
 built, so no subprocess is needed to see them)."""
 
+import math
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
+from perceiver.scripts.audio import symbolic
 from perceiver.scripts.lrs import ConstantWithWarmupLR, CosineWithWarmupLR
 from perceiver.scripts.text import classifier, clm, mlm
 from perceiver.scripts.vision import image_classifier
@@ -28,45 +30,81 @@ def optimizer(lr=1.0):
     return torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr)
 
 
-def test_constant_with_warmup():
-    assert lrs(ConstantWithWarmupLR(optimizer(), warmup_steps=3), 6) == pytest.approx([0.25, 0.5, 0.75, 1, 1, 1])
-    assert lrs(ConstantWithWarmupLR(optimizer(2.0)), 2) == [2.0, 2.0]
+def reference_factor(step, warmup_steps, training_steps=None, min_fraction=0.0, num_cycles=0.5):
+    """perceiver-io 0.11's schedules, written out: linear warmup from 0, then constant or cosine decay."""
+    if step < warmup_steps:
+        return step / max(1, warmup_steps)
+    if training_steps is None:
+        return 1.0
+    progress = (step - warmup_steps) / max(1, training_steps - warmup_steps)
+    return max(0.0, min_fraction + (1 - min_fraction) * 0.5 * (1 + math.cos(math.pi * num_cycles * 2 * progress)))
 
 
-def test_cosine_with_warmup():
-    values = lrs(CosineWithWarmupLR(optimizer(), warmup_steps=1, training_steps=5, min_fraction=0.2), 7)
-    # warmup, then 0.2 + 0.8 * (1 + cos(pi * progress)) / 2 with progress (step - 1) / 4, constant after the end
-    assert values == pytest.approx([0.5, 1.0, 0.2 + 0.8 * 0.8535534, 0.6, 0.2 + 0.8 * 0.1464466, 0.2, 0.2])
+@pytest.mark.parametrize("warmup_steps", [0, 1, 3])
+def test_constant_with_warmup(warmup_steps):
+    values = lrs(ConstantWithWarmupLR(optimizer(2.0), warmup_steps=warmup_steps), 6)
+    assert values == pytest.approx([2.0 * reference_factor(step, warmup_steps) for step in range(6)], abs=1e-12)
+    assert lrs(ConstantWithWarmupLR(optimizer(), warmup_steps=4), 6) == pytest.approx([0, 0.25, 0.5, 0.75, 1, 1])
+
+
+@pytest.mark.parametrize(
+    "warmup_steps,training_steps,min_fraction,num_cycles", [(0, 5, 0.0, 0.5), (1, 5, 0.2, 0.5), (3, 10, 0.1, 1.0)]
+)
+def test_cosine_with_warmup(warmup_steps, training_steps, min_fraction, num_cycles):
+    scheduler = CosineWithWarmupLR(optimizer(), warmup_steps, training_steps, min_fraction, num_cycles)
+    expected = [reference_factor(s, warmup_steps, training_steps, min_fraction, num_cycles) for s in range(12)]
+    assert lrs(scheduler, 12) == pytest.approx(expected, abs=1e-12)
+
+
+def test_cosine_with_warmup_values():
+    values = lrs(CosineWithWarmupLR(optimizer(), warmup_steps=1, training_steps=5, min_fraction=0.2), 6)
+    # warmup from 0, then 0.2 + 0.8 * (1 + cos(pi * progress)) / 2 with progress (step - 1) / 4
+    assert values == pytest.approx([0.0, 1.0, 0.2 + 0.8 * 0.8535534, 0.6, 0.2 + 0.8 * 0.1464466, 0.2])
     with pytest.raises(ValueError, match="training_steps=2 must be greater than warmup_steps=2"):
         CosineWithWarmupLR(optimizer(), warmup_steps=2, training_steps=2)
     with pytest.raises(ValueError, match=r"min_fraction=1.5 must be in \[0, 1\]"):
         CosineWithWarmupLR(optimizer(), min_fraction=1.5)
 
 
+def test_cosine_length_set_after_construction():
+    # the CLI constructs the scheduler first and sets training_steps from the trainer
+    scheduler = CosineWithWarmupLR(optimizer(), warmup_steps=2)
+    assert scheduler.get_last_lr() == [0.0]
+    scheduler.training_steps = 6
+    assert lrs(scheduler, 6) == pytest.approx([reference_factor(s, 2, 6) for s in range(6)])
+
+
 def test_cosine_state_survives_checkpoints():
     scheduler = CosineWithWarmupLR(optimizer(), warmup_steps=2, training_steps=10)
     lrs(scheduler, 4)
+    state = scheduler.state_dict()
+    assert all(isinstance(v, (int, float, list, type(None))) for v in state.values())  # loads with weights_only
     restored = CosineWithWarmupLR(optimizer(), warmup_steps=0)
-    restored.load_state_dict(scheduler.state_dict())
+    restored.load_state_dict(state)
     assert (restored.warmup_steps, restored.training_steps, restored.last_epoch) == (2, 10, 4)
     assert lrs(restored, 3) == pytest.approx(lrs(scheduler, 3))
 
 
 @pytest.mark.parametrize(
-    "script,example,data_class",
+    "script,example,data_class,task",
     [
-        (mlm, "mlm_imdb.yaml", "perceiver.data.text.ImdbDataModule"),
-        (classifier, "classifier_imdb.yaml", "perceiver.data.text.ImdbDataModule"),
-        (clm, "clm_wikitext.yaml", "perceiver.data.text.WikiTextDataModule"),
-        (image_classifier, "image_classifier_digits.yaml", "perceiver.data.vision.DigitsDataModule"),
+        (mlm, "mlm_imdb.yaml", "perceiver.data.text.ImdbDataModule", "mlm"),
+        (classifier, "classifier_imdb.yaml", "perceiver.data.text.ImdbDataModule", "clf"),
+        (clm, "clm_wikitext.yaml", "perceiver.data.text.WikiTextDataModule", "clm"),
+        (clm, "clm_pydoc.yaml", "perceiver.data.text.TextFilesDataModule", "clm"),
+        (image_classifier, "image_classifier_digits.yaml", "perceiver.data.vision.DigitsDataModule", None),
+        (symbolic, "symbolic_audio.yaml", "perceiver.data.audio.SymbolicAudioDataModule", None),
     ],
 )
-def test_example_configs_parse(capsys, script, example, data_class):
+def test_example_configs_parse(capsys, script, example, data_class, task):
     with pytest.raises(SystemExit) as exit_info:
         script.main(["fit", "--config", str(EXAMPLES / example), "--print_config"])
     assert exit_info.value.code == 0
     config = yaml.safe_load(capsys.readouterr().out)
     assert config["data"]["class_path"] == data_class
+    # the configuration that runs: the script's task, the optimizer's learning rate
+    assert config["data"]["init_args"].get("task") == task
+    assert config["model"]["lr"] == config["optimizer"]["init_args"]["lr"]
     assert config["optimizer"]["class_path"] == "torch.optim.AdamW"
     assert config["lr_scheduler"]["class_path"].startswith("perceiver.scripts.lrs.")
     assert config["checkpoint"]["save_last"] is True
@@ -165,3 +203,66 @@ def test_scheduler_without_optimizer_uses_model_settings(mlm_config):
     assert (optimizer.defaults["lr"], optimizer.defaults["weight_decay"]) == (0.01, 0.1)
     assert isinstance(scheduler["scheduler"], ConstantWithWarmupLR) and scheduler["interval"] == "step"
     assert cli.datamodule.hparams.task == "mlm"
+
+
+def test_optimizer_lr_is_the_one_applied_and_recorded(capsys, mlm_config):
+    def build(*args):
+        cli = mlm.MaskedLanguageModelCLI(
+            mlm.LitMaskedLanguageModel, mlm.TextDataModule, args=["--config", mlm_config, *args], run=False
+        )
+        return cli.model.hparams, cli.model.configure_optimizers()
+
+    # the optimizer's values are recorded as the model's (hparams.yaml, TensorBoard), not the unused defaults
+    hparams, optimizer = build("--optimizer=AdamW", "--optimizer.lr=0.003", "--optimizer.weight_decay=0.2")
+    assert (hparams.lr, hparams.weight_decay) == (0.003, 0.2)
+    assert (optimizer.defaults["lr"], optimizer.defaults["weight_decay"]) == (0.003, 0.2)
+    hparams, _ = build("--optimizer=SGD", "--optimizer.lr=0.5", "--model.lr=0.5")
+    assert hparams.lr == 0.5
+    # a model value that would be ignored is refused, in one line
+    err = fails(
+        capsys, mlm, "fit", "--config", mlm_config, "--model.lr=0.01", "--optimizer=AdamW", "--optimizer.lr=3e-3"
+    )
+    assert err.strip() == (
+        "error: model.lr=0.01 conflicts with the optimizer's lr=0.003 (torch.optim.AdamW): "
+        "with --optimizer set --optimizer.lr instead"
+    )
+    err = fails(capsys, mlm, "fit", "--config", mlm_config, "--optimizer=AdamW", "--model.weight_decay=0.1")
+    assert "error: model.weight_decay=0.1 conflicts with the optimizer's weight_decay=0.01" in err
+    # without --optimizer the model's values make the AdamW optimizer
+    hparams, optimizer = build("--model.lr=0.02")
+    assert hparams.lr == optimizer.defaults["lr"] == 0.02
+
+
+def test_mistyped_hub_source_fails_in_one_line(capsys, mlm_config, tmp_path):
+    # not a local path, so a hub id: unreachable offline (tests), unknown online; either way one line, no traceback
+    err = fails(
+        capsys,
+        mlm,
+        "fit",
+        "--config",
+        mlm_config,
+        "--data.source=wikitxt",
+        "--trainer.logger=false",
+        "--trainer.max_steps=1",
+    )
+    assert "Traceback" not in err
+    assert (
+        err.strip()
+        .splitlines()[-1]
+        .startswith("error: data.source='wikitxt' is no local file or directory, and no 🤗 hub dataset reached: ")
+    )
+
+
+def test_scripts_have_default_data(capsys):
+    # the data module each script's docstring names as its default
+    for script, data_class in [
+        (mlm, "perceiver.data.text.WikiTextDataModule"),
+        (classifier, "perceiver.data.text.ImdbDataModule"),
+        (clm, "perceiver.data.text.WikiTextDataModule"),
+        (image_classifier, "perceiver.data.vision.DigitsDataModule"),
+        (symbolic, "perceiver.data.audio.SymbolicAudioDataModule"),
+    ]:
+        with pytest.raises(SystemExit):
+            script.main(["fit", "--print_config"])
+        assert yaml.safe_load(capsys.readouterr().out)["data"]["class_path"] == data_class
+        assert data_class.rsplit(".", 1)[1] in script.__doc__

@@ -106,11 +106,12 @@ def test_mlm_script_trains_and_checkpoint_converts(mlm_run):
     checkpoints = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
     assert checkpoints[-1] == "last.ckpt" and checkpoints[0].startswith("epoch=000-val_loss=")
     rows = metrics(run_dir)
-    # warmup over 2 steps to lr 0.003, then cosine decay over the trainer's 3 steps
-    assert [float(r["lr-AdamW"]) for r in rows if r["lr-AdamW"]] == pytest.approx([0.001, 0.002, 0.003])
+    # warmup from 0 over 2 steps to lr 0.003 (as in 0.11 and transformers), then cosine decay over the trainer's 3 steps
+    assert [float(r["lr-AdamW"]) for r in rows if r["lr-AdamW"]] == pytest.approx([0.0, 0.0015, 0.003])
     assert any(r["val_loss"] for r in rows) and any(r["train_loss"] for r in rows)
     assert list(run_dir.glob("events.out.tfevents.*"))  # TensorBoard logs beside the CSV logs
     hparams = yaml.safe_load((run_dir / "hparams.yaml").read_text())
+    assert hparams["lr"] == 0.003  # the optimizer's, which applied
     assert hparams["encoder"]["vocab_size"] == hparams["decoder"]["vocab_size"] == 262  # linked from the data
     assert hparams["encoder"]["max_seq_len"] == hparams["decoder"]["max_seq_len"] == 32
 

@@ -11,7 +11,7 @@ import argparse
 import time
 from pathlib import Path
 
-from perceiver.demos.common import latest_run_dir, run_script
+from perceiver.demos.common import TokenProgress, latest_run_dir, run_script
 
 CONFIG = Path(__file__).resolve().parents[2] / "examples" / "clm_pydoc.yaml"
 
@@ -51,7 +51,9 @@ def main(output_dir: Path, max_time: str = "00:00:04:00", prompt: str = "The ret
     clm.convert_checkpoint(model_dir, checkpoint, tokenizer_name="perceiver-bytes")
     print(f"3. converted {checkpoint} into a 🤗 model directory: {model_dir}")
     generator = pipeline("text-generation", model=str(model_dir))
-    text = generator(prompt, max_new_tokens=160, do_sample=True, top_k=10, num_latents=1)[0]["generated_text"]
+    progress = TokenProgress(160)
+    output = generator(prompt, max_new_tokens=160, do_sample=True, top_k=10, num_latents=1, streamer=progress)
+    text = output[0]["generated_text"]
     print(f"4. text-generation pipeline, prompt {prompt!r}:\n\n{text}\n")
     print(f"done in {time.perf_counter() - start:.0f} s")
     return text

@@ -6,12 +6,15 @@ What every script has (see `CLI`):
 - `fit`, `validate` and `test` subcommands; `--ckpt_path` resumes training from (or evaluates) a checkpoint
 - `--data=<data module class>` and `--data.*`, `--model.*` and `--trainer.*` arguments; the model's vocabulary size,
   sequence length, image shape and number of classes are taken from the data module
-- `--optimizer` (default AdamW with the model's `lr` and `weight_decay`) and `--lr_scheduler`, e.g.
+- `--optimizer` (default AdamW with `--model.lr` and `--model.weight_decay`; with `--optimizer`, the optimizer's
+  `lr` and `weight_decay` apply and are recorded as the model's, and a different `--model.lr` is refused) and
+  `--lr_scheduler`, e.g.
   `--lr_scheduler=CosineWithWarmupLR --lr_scheduler.warmup_steps=500` (schedulers of `perceiver.scripts.lrs` are
   stepped per optimizer step; cosine decay lasts the trainer's `max_steps` unless `training_steps` is given)
 - `--checkpoint.*`: the best checkpoint on the monitored validation metric and the last one are saved
-- TensorBoard and CSV logs (with the learning rate) in `logs/<name>/version_<n>`, a rich progress bar where `rich`
-  is installed
+- TensorBoard and CSV logs (with the learning rate) in `logs/<name>/version_<n>`; progress as a rich progress bar on
+  a terminal, as periodic log lines (step, epoch, loss, it/s; every `--trainer.log_every_n_steps` steps) in log files
+  (see `perceiver.scripts.progress`)
 - seed 0 unless `--seed_everything` says otherwise, so that runs are reproducible
 """
 
@@ -22,6 +25,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Type
 
+from datasets.exceptions import DatasetNotFoundError
 from jsonargparse import Namespace
 from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
@@ -33,6 +37,7 @@ from perceiver.data.text.tokenizer import PERCEIVER_BYTES
 from perceiver.model.core.checkpoint import read_checkpoint
 from perceiver.model.core.lightning import without_params
 from perceiver.scripts.lrs import ConstantWithWarmupLR, CosineWithWarmupLR, WarmupLR
+from perceiver.scripts.progress import use_progress_for_output
 
 # imported here so that --lr_scheduler also takes their short names (CosineWithWarmupLR, ConstantWithWarmupLR)
 __all__ = ["CLI", "ConstantWithWarmupLR", "CosineWithWarmupLR"]
@@ -53,6 +58,7 @@ class CLI(LightningCLI):
         "model.encoder.vocab_size")`: the model argument is set from the instantiated data module (through the
         function, if given).
     :cvar model_defaults: default model arguments, e.g. `{"model.num_latents": 256}`.
+    :cvar data_default: class path of the data module used when no `--data` is given.
     """
 
     name: str = "perceiver"
@@ -64,6 +70,7 @@ class CLI(LightningCLI):
     # perceiver-io 0.11 fixed this scheduler per script, so that `--lr_scheduler.warmup_steps=N` (and a saved
     # config.yaml's `lr_scheduler` without `class_path`) names none; with 0 warmup steps it keeps the learning rate
     default_lr_scheduler: str = "perceiver.scripts.lrs.ConstantWithWarmupLR"
+    data_default: Optional[str] = None
 
     def __init__(
         self,
@@ -113,6 +120,8 @@ class CLI(LightningCLI):
                 **self.model_defaults,
             }
         )
+        if self.data_default is not None:
+            parser.set_defaults({"data": {"class_path": self.data_default}})
         for source, target, *compute_fn in self.links:
             parser.link_arguments(source, target, *compute_fn, apply_on="instantiate")
 
@@ -123,8 +132,7 @@ class CLI(LightningCLI):
         except FileNotFoundError as e:
             # a missing data or tokenizer path fails here, before anything is loaded or built
             _fail(str(e))
-        if self.task is not None:
-            self._set_task(config)
+        self._complete_config(config, self._parser(self.subcommand))
         if config.trainer.get("strategy") == "ddp_static_graph":
             # perceiver-io 0.11's strategy name
             config.trainer.strategy = Namespace(
@@ -132,7 +140,7 @@ class CLI(LightningCLI):
                 init_args=Namespace(static_graph=True, find_unused_parameters=False),
             )
         _share_log_version(config.trainer.logger)
-        if config.get("lr_scheduler") and not config.get("optimizer"):
+        if not config.get("optimizer") and config.get("lr_scheduler"):
             # LightningCLI ignores a scheduler without an optimizer; use the model's AdamW settings instead
             config.optimizer = Namespace(
                 class_path="torch.optim.AdamW",
@@ -165,9 +173,65 @@ class CLI(LightningCLI):
         if hparams:
             self.config = self.parser.parse_object({subcommand: {"model": hparams}}, self.config)
 
+    def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
+        parser = super().init_parser(**kwargs)
+        dump = parser.dump
+
+        def dump_completed(cfg: Namespace, *args, **dump_kwargs) -> str:
+            # --print_config (and the saved config.yaml) show the configuration that runs: the script's task, the
+            # optimizer's learning rate
+            if isinstance(cfg, Namespace) and "data" in cfg and "model" in cfg:
+                cfg = cfg.clone()
+                self._complete_config(cfg, parser)
+            return dump(cfg, *args, **dump_kwargs)
+
+        parser.dump = dump_completed
+        return parser
+
+    def _complete_config(self, config: Namespace, parser: LightningArgumentParser) -> None:
+        """Settings that follow from others: the script's data task, the optimizer's `lr`/`weight_decay`."""
+        if self.task is not None:
+            self._set_task(config)
+        if config.get("optimizer"):
+            self._take_optimizer_settings(config, parser)
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        try:
+            super()._run_subcommand(subcommand)
+        except (DatasetNotFoundError, ConnectionError) as e:
+            # a mistyped or unreachable hub dataset: one line instead of a traceback through Lightning and datasets
+            source = getattr(getattr(self.datamodule, "hparams", {}), "get", lambda _: None)("source")
+            if source is None or str(source) not in str(e):
+                raise
+            _fail(
+                f"data.source={source!r} is no local file or directory, and no 🤗 hub dataset reached: {e}".split("\n")[
+                    0
+                ]
+            )
+
+    def _take_optimizer_settings(self, config: Namespace, parser: LightningArgumentParser) -> None:
+        """One rule for `--model.lr` / `--model.weight_decay` beside an `--optimizer`: the optimizer's values apply
+        and are also recorded as the model's hyperparameters (hparams.yaml, TensorBoard); a model value set to
+        something else than its default and than the optimizer's is refused, as it would have no effect."""
+        init_args = config.optimizer.get("init_args") or Namespace()
+        defaults = parser.get_defaults()
+        for name in ("lr", "weight_decay"):
+            key = f"model.{name}"
+            if key not in config or init_args.get(name) is None:
+                continue
+            value, optimizer_value = config[key], init_args[name]
+            if value != defaults.get(key) and value != optimizer_value:
+                _fail(
+                    f"{key}={value} conflicts with the optimizer's {name}={optimizer_value} "
+                    f"({config.optimizer.class_path}): with --optimizer set --optimizer.{name} instead"
+                )
+            config[key] = optimizer_value
+
     def _set_task(self, config: Namespace) -> None:
         # data modules serve several tasks: a script trains one, so the data module's default task gives way to it
-        data = config.data
+        data = config.get("data")
+        if not isinstance(data, Namespace) or "class_path" not in data:
+            return
         task = data.init_args.get("task") if data.get("init_args") else None
         if task == self.task:
             return
@@ -180,6 +244,7 @@ class CLI(LightningCLI):
 
     def instantiate_classes(self) -> None:
         super().instantiate_classes()
+        use_progress_for_output(self.trainer)
         callbacks = self.trainer.callbacks
         if self.trainer.loggers and not any(isinstance(c, LearningRateMonitor) for c in callbacks):
             callbacks.append(LearningRateMonitor(logging_interval="step"))

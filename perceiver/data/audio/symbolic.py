@@ -39,6 +39,7 @@ class SymbolicAudioDataModule(SplitDataModule):
     Arrow files under `dataset_dir`; editing the files invalidates the cache.
 
     :param source: local directory of `.mid`/`.midi` files (searched recursively).
+    :param dataset_dir: directory of the tokenized (cached) data.
     :param max_seq_len: chunk length, the model's maximum sequence length.
     :param padding_side: "left" (default, where Perceiver AR's latents are) or "right".
     :param random_train_shift: start each training example at a random offset of the token stream.
@@ -49,6 +50,14 @@ class SymbolicAudioDataModule(SplitDataModule):
     :param max_tokens: files that encode into more ids (a corrupt file, a very long pause) are skipped with a
         warning naming them, as are files that can not be read; None: no limit.
     :param encoding: "0.11" (default) or "corrected" (see `perceiver.processing.midi`).
+    :param random_min_seq_len: minimum length of `random_train_truncation`.
+    :param valid_size: fraction (or number) of the training files held out for validation where there are no
+        validation files.
+    :param batch_size: examples per batch.
+    :param num_workers: data loader worker processes.
+    :param pin_memory: pin batches in memory (only where a GPU is available).
+    :param preproc_workers: processes for tokenization (default: the number of CPUs).
+    :param seed: seed of the validation split and of shuffling.
     """
 
     def __init__(

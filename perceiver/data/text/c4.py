@@ -18,6 +18,9 @@ class C4DataModule(TextDataModule):
     which is streamed too. Without a validation split, the first `valid_size` (a number) training documents are used
     for validation. Random train shift is not available (streamed data have no random access); data loader workers
     each read different shards of the source.
+
+    :param valid_size: number of training documents used for validation where the source has no validation split.
+    :param shuffle_buffer_size: documents in the buffer that shuffles the training stream.
     """
 
     hub_source = "allenai/c4"

@@ -6,7 +6,7 @@ All randomness comes from torch's global generator, which Lightning seeds (per d
 from typing import Dict, List, Optional, Sequence
 
 import torch
-from transformers import DataCollatorForLanguageModeling, PreTrainedTokenizerBase
+from transformers import DataCollatorForLanguageModeling, DataCollatorWithPadding, PreTrainedTokenizerBase
 
 Batch = Dict[str, torch.Tensor]
 
@@ -127,6 +127,8 @@ class CausalLanguageModelCollator:
         prefix length for each batch (its sequence length minus the number of latents).
     """
 
+    # Our own, not 🤗's padding collators: it pads tokenizers without a padding token (and the MIDI tokenizer, which is
+    # no 🤗 tokenizer), makes the labels and truncates batches randomly in one pass.
     batch_class: type = dict
 
     def __init__(
@@ -181,18 +183,16 @@ class MaskedExamplesCollator:
 
 
 class ClassificationCollator:
-    """Classification batches: token ids padded on `padding_side`, integer class `labels`."""
+    """Classification batches: token ids padded on the tokenizer's padding side with an attention mask (🤗's
+    `DataCollatorWithPadding`), integer class `labels`."""
 
     batch_class: type = dict
 
-    def __init__(self, pad_token_id: int, padding_side: str = "right"):
-        self.pad_token_id = pad_token_id
-        self.padding_side = padding_side
+    def __init__(self, tokenizer: PreTrainedTokenizerBase):
+        self.collator = DataCollatorWithPadding(tokenizer, return_tensors="pt")
 
     def __call__(self, examples: List[dict]) -> Batch:
-        sequences = [e["input_ids"] for e in examples]
+        batch = self.collator([{"input_ids": e["input_ids"], "labels": e["label"]} for e in examples])
         return self.batch_class(
-            input_ids=pad(sequences, self.pad_token_id, self.padding_side),
-            attention_mask=_attention_mask(sequences, self.padding_side),
-            labels=torch.tensor([e["label"] for e in examples], dtype=torch.long),
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]
         )

@@ -80,12 +80,19 @@ class TextDataModule(SplitDataModule):
         whose names contain the split name, or a single file). Subclasses default to their hub id.
     :param config_name: hub dataset config (for a local snapshot: the sub-directory of that name, if present).
     :param revision: hub dataset revision.
+    :param dataset_dir: directory of downloads and preprocessed data.
     :param tokenizer: 🤗 tokenizer name or path, or None / "perceiver-bytes" for the Perceiver UTF-8 bytes tokenizer.
     :param task: "mlm", "clm" or "clf".
     :param max_seq_len: sequence length of the model input (the length of chunks; the truncation length of `clf`).
     :param add_special_tokens: add the tokenizer's special tokens (e.g. [CLS] and [SEP]) to each text.
     :param add_eos_token: (`clm`) end each text with the tokenizer's EOS token.
     :param padding_side: "left" or "right"; default: left for `clm`, right otherwise.
+    :param mask_prob: (`mlm`) probability that a token (or word) is masked.
+    :param mask_words: (`mlm`) mask whole words (all tokens of a word) instead of single tokens.
+    :param random_train_shift: (`clm`) start each training example at a random offset of the text.
+    :param random_train_truncation: (`clm`) shorten each training batch to a random length in
+        [`random_min_seq_len`, `max_seq_len`] (with Perceiver AR, a random prefix length).
+    :param random_min_seq_len: (`clm`) minimum length of `random_train_truncation`.
     :param valid_size: fraction (or number) of training examples held out for validation where the source has no
         validation split.
     :param text_column: name of the text column of the source.
@@ -413,7 +420,7 @@ class TextDataModule(SplitDataModule):
             else:
                 collator = CausalLanguageModelCollator(self.tokenizer.pad_token_id, self.tokenizer.padding_side)
         else:
-            collator = ClassificationCollator(self.tokenizer.pad_token_id, padding_side=self.tokenizer.padding_side)
+            collator = ClassificationCollator(self.tokenizer)
         collator.batch_class = CausalTextBatch if h.task == "clm" else TextBatch
         return collator
 

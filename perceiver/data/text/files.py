@@ -14,6 +14,12 @@ class TextFilesDataModule(TextDataModule):
     Text files are read by line (`sample_by="line"`, line breaks kept), paragraph or whole document; JSON, parquet
     and CSV files need a `text_column` (and a `label_column` for `clf`). Without a validation split, `valid_size` of
     the training data are held out.
+
+    :param source: directory, file or hub id of the text (or None, with `data_files`).
+    :param data_files: split name (train, valid, test) -> file or glob pattern, or list of them (or None, with
+        `source`).
+    :param sample_by: examples of text files: a "line", a "paragraph" or a whole "document".
+    :param task: "mlm", "clm" or "clf".
     """
 
     def __init__(

@@ -35,11 +35,16 @@ class ImageDataModule(SplitDataModule):
         hub snapshot). Subclasses default to their hub id.
     :param config_name: hub dataset config.
     :param revision: hub dataset revision.
+    :param dataset_dir: directory of downloads and cached data.
     :param valid_size: fraction (or number) of training images held out for validation where the source has no
         validation split.
     :param augment: augment training images (random affine transforms, crops or flips, depending on the data).
     :param image_column: name of the image column of the source.
     :param label_column: name of the label column of the source.
+    :param batch_size: images per batch.
+    :param num_workers: data loader worker processes.
+    :param pin_memory: pin batches in memory (only where a GPU is available).
+    :param seed: seed of the validation split and of shuffling.
     """
 
     hub_source: Optional[str] = None

@@ -17,6 +17,10 @@ class DigitsDataModule(ImageDataModule):
     `image-classification` pipeline like any other image, then split, stratified by class and seeded, into
     `test_size` test, `valid_size` validation and remaining training images. Model input: `(b, 8, 8, 1)`,
     normalized to [-1, 1].
+
+    :param valid_size: fraction (or number) of the images held out for validation.
+    :param test_size: fraction (or number) of the images held out for testing.
+    :param augment: augment training images (random affine transforms).
     """
 
     image_shape = (8, 8, 1)

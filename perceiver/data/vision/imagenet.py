@@ -16,6 +16,11 @@ class ImageNetDataModule(ImageDataModule):
     Preprocessing as in DeepMind's Perceiver models (center crop, resize to `image_size`, ImageNet mean and standard
     deviation; model input `(b, image_size, image_size, 3)`); `augment` adds random resized crops and horizontal
     flips to training batches.
+
+    :param source: hub id or local image folder.
+    :param config_name: hub dataset config.
+    :param image_size: height and width of model input images.
+    :param augment: random resized crops and horizontal flips of training images.
     """
 
     hub_source = "ILSVRC/imagenet-1k"

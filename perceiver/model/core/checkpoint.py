@@ -128,20 +128,22 @@ def read_checkpoint(
     map_location: Any = "cpu",
     expected_config: Optional[str] = None,
     expected_class: Optional[str] = None,
+    require_state_dict: bool = True,
 ) -> Dict[str, Any]:
     """Reads a Lightning checkpoint from a local path or an http(s) URL, safely, in this library's layout.
 
     :param expected_config: name of the backend config class the checkpoint must be of (e.g.
         "CausalLanguageModelConfig"); a checkpoint of another task raises a ValueError naming both.
     :param expected_class: name of the loading class, for error messages.
+    :param require_state_dict: False for the `meta.pt` of a sharded checkpoint, whose weights are stored beside it.
     :raises ValueError: if the file is no Lightning checkpoint, holds objects other than tensors, plain types and
         config dataclasses, or is a checkpoint of another task. FileNotFoundError if a local file is missing.
     """
     source = str(path)
     raw = _load(source, map_location)
-    if not isinstance(raw, dict) or not isinstance(raw.get("state_dict"), dict):
+    if not isinstance(raw, dict) or not isinstance(raw.get("state_dict", None if require_state_dict else {}), dict):
         raise ValueError(f"{source} is not a Lightning checkpoint (no state_dict of a LightningModule)")
-    checkpoint = translate_checkpoint(raw)
+    checkpoint = translate_checkpoint({"state_dict": {}, **raw})
     if expected_config is not None:
         check_task(checkpoint, expected_config, source, expected_class)
     return checkpoint
@@ -266,3 +268,56 @@ def backend_state_dict(checkpoint: Dict[str, Any], prefix: str = "") -> Dict[str
     full_prefix = BACKEND_PREFIX + prefix
     state_dict = checkpoint["state_dict"]
     return {k[len(full_prefix) :]: v for k, v in state_dict.items() if k.startswith(full_prefix)}
+
+
+# ---------------------------------------------------------------- sharded (FSDP) checkpoint directories
+
+SHARDED_METADATA = "meta.pt"
+"""The file of a sharded checkpoint directory with everything but the model and optimizer states (Lightning's)."""
+
+
+def is_sharded_checkpoint(path: Any) -> bool:
+    """Whether `path` is a sharded checkpoint directory as Lightning's `FSDPStrategy(state_dict_type="sharded")` writes
+    it: `torch.distributed.checkpoint` files (`.metadata`, `__<rank>_0.distcp`) and `meta.pt`."""
+    path = Path(str(path)).expanduser()
+    return path.is_dir() and (path / SHARDED_METADATA).is_file() and (path / ".metadata").is_file()
+
+
+class _MetadataUnpickler(pickle.Unpickler):
+    """Unpickles `torch.distributed.checkpoint` metadata: only its metadata classes, torch sizes, dtypes and layouts
+    and paths; anything else raises an `UnpicklingError` naming it."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        allowed = (
+            module == "torch.distributed.checkpoint.metadata"
+            or (module == "torch.distributed.checkpoint.filesystem" and name == "_StorageInfo")
+            or (module == "torch" and (name == "Size" or isinstance(getattr(torch, name, None), torch.dtype)))
+            or (module == "torch.serialization" and name == "_get_layout")
+            or (module == "pathlib" and name in ("Path", "PosixPath", "WindowsPath"))
+            or (module == "collections" and name == "OrderedDict")
+        )
+        if not allowed:
+            raise pickle.UnpicklingError(f"sharded checkpoint metadata refers to {module}.{name}, which is not allowed")
+        return super().find_class(module, name)
+
+
+def sharded_checkpoint_reader(path: Path):
+    """A `torch.distributed.checkpoint` reader of sharded checkpoint directory `path` that unpickles its metadata
+    with `_MetadataUnpickler`."""
+    from torch.distributed.checkpoint import FileSystemReader
+    from torch.distributed.checkpoint.metadata import StorageMeta, TensorStorageMetadata
+
+    class TrustedMetadataReader(FileSystemReader):
+        def read_metadata(self, *args: Any, **kwargs: Any):
+            with open(Path(self.path) / ".metadata", "rb") as f:
+                metadata = _MetadataUnpickler(f).load()
+            # model entries must be tensors: other entries are torch.load-ed without weights_only by the loader
+            for key, entry in metadata.state_dict_metadata.items():
+                if key.startswith("model.") and not isinstance(entry, TensorStorageMetadata):
+                    raise ValueError(f"sharded checkpoint entry {key!r} is not a tensor")
+            if getattr(metadata, "storage_meta", None) is None:
+                metadata.storage_meta = StorageMeta()
+            metadata.storage_meta.load_id = self.load_id
+            return metadata
+
+    return TrustedMetadataReader(path)

@@ -15,6 +15,25 @@ class EncoderConfig:
     The first cross-attention layer and first self-attention block come first; further blocks (and cross-attention
     layers, at most one per block) reuse the weights of the first, or of one extra shared layer/block when
     `first_cross_attention_layer_shared` / `first_self_attention_block_shared` is False.
+
+    :param num_cross_attention_heads: attention heads of the cross-attention from latents to the input.
+    :param num_cross_attention_qk_channels: query/key channels of the cross-attention (None: the latent channels).
+    :param num_cross_attention_v_channels: value channels of the cross-attention (None: its query/key channels).
+    :param num_cross_attention_layers: cross-attention layers, at most one per self-attention block.
+    :param first_cross_attention_layer_shared: later cross-attention layers share the first layer's weights.
+    :param cross_attention_widening_factor: hidden channels of the cross-attention MLP, as a multiple of its
+        input channels.
+    :param num_self_attention_heads: attention heads of the latent self-attention.
+    :param num_self_attention_qk_channels: query/key channels of the self-attention (None: the latent channels).
+    :param num_self_attention_v_channels: value channels of the self-attention (None: its query/key channels).
+    :param num_self_attention_layers_per_block: self-attention layers per block.
+    :param num_self_attention_blocks: self-attention blocks (repeated, see above).
+    :param first_self_attention_block_shared: later self-attention blocks share the first block's weights.
+    :param self_attention_widening_factor: hidden channels of the self-attention MLP, as a multiple of the latent
+        channels.
+    :param dropout: dropout on attention probabilities.
+    :param init_scale: standard deviation of the normal initialization of the weights.
+    :param freeze: freeze the encoder's parameters (e.g. to train only the decoder on a pretrained encoder).
     """
 
     num_cross_attention_heads: int = 8
@@ -41,7 +60,19 @@ class EncoderConfig:
 
 @dataclass
 class DecoderConfig:
-    """Perceiver IO decoder: one cross-attention from output queries to the latents."""
+    """Perceiver IO decoder: one cross-attention from output queries to the latents.
+
+    :param num_cross_attention_heads: attention heads of the cross-attention from output queries to the latents.
+    :param num_cross_attention_qk_channels: query/key channels of the cross-attention (None: the output query
+        channels).
+    :param num_cross_attention_v_channels: value channels of the cross-attention (None: its query/key channels).
+    :param cross_attention_widening_factor: hidden channels of the cross-attention MLP, as a multiple of the output
+        query channels.
+    :param cross_attention_residual: add the output queries to the cross-attention output (residual connection).
+    :param dropout: dropout on attention probabilities.
+    :param init_scale: standard deviation of the normal initialization of the weights.
+    :param freeze: freeze the decoder's parameters.
+    """
 
     num_cross_attention_heads: int = 8
     num_cross_attention_qk_channels: Optional[int] = None
@@ -59,6 +90,13 @@ class DecoderConfig:
 
 @dataclass
 class ClassificationDecoderConfig(DecoderConfig):
+    """Decoder config of classifiers: learned output queries, each mapped to class logits (one query: `(b, classes)`).
+
+    :param num_output_queries: number of learned output queries (classifiers use 1).
+    :param num_output_query_channels: channels of each output query.
+    :param num_classes: number of classes.
+    """
+
     num_output_queries: int = 1
     num_output_query_channels: int = 256
     num_classes: int = 100
@@ -66,7 +104,16 @@ class ClassificationDecoderConfig(DecoderConfig):
 
 @dataclass
 class PerceiverIOConfig:
-    """Encoder and decoder configs plus the latent array shape. Task configs narrow the types of both."""
+    """Encoder and decoder configs plus the latent array shape. Task configs narrow the types of both.
+
+    :param encoder: encoder config.
+    :param decoder: decoder config.
+    :param num_latents: number of latent vectors.
+    :param num_latent_channels: channels of each latent vector.
+    :param activation_checkpointing: recompute activations of the attention layers in the backward pass instead of
+        storing them (less memory, more compute).
+    :param activation_offloading: with activation checkpointing, keep the stored layer inputs in CPU memory.
+    """
 
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
@@ -83,7 +130,24 @@ class PerceiverIOConfig:
 @dataclass
 class PerceiverARConfig:
     """Perceiver AR: causal cross-attention of latents (the last positions) to the whole sequence, then causal
-    latent self-attention."""
+    latent self-attention.
+
+    :param num_heads: attention heads of the cross-attention and the self-attention layers.
+    :param max_heads_parallel: attend with at most this many heads at once to bound memory (None: all heads).
+    :param num_self_attention_layers: latent self-attention layers.
+    :param num_self_attention_rotary_layers: number of the first self-attention layers with rotary position
+        embedding (the cross-attention always has it).
+    :param self_attention_widening_factor: hidden channels of the self-attention MLPs, as a multiple of the model
+        channels.
+    :param cross_attention_widening_factor: hidden channels of the cross-attention MLP, as a multiple of the model
+        channels.
+    :param cross_attention_dropout: fraction of prefix positions dropped from the cross-attention in training.
+    :param post_attention_dropout: dropout on attention probabilities.
+    :param residual_dropout: dropout on the output of each residual branch.
+    :param activation_checkpointing: recompute activations of the attention layers in the backward pass instead of
+        storing them (less memory, more compute).
+    :param activation_offloading: with activation checkpointing, keep the stored layer inputs in CPU memory.
+    """
 
     num_heads: int = 8
     max_heads_parallel: Optional[int] = None

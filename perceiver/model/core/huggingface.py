@@ -151,8 +151,9 @@ def convert_lightning_checkpoint(
     generation_token_ids: Optional[Dict[str, int]] = None,
     **save_kwargs: Any,
 ) -> PerceiverBackendModel:
-    """Converts a checkpoint of Lightning wrapper `lit_model_class` (local path or URL) into 🤗 wrapper
-    `model_class`, saved in `save_dir` with `preprocessor` (tokenizer or image processor) beside it.
+    """Converts a checkpoint of Lightning wrapper `lit_model_class` (local path or URL, or a sharded checkpoint
+    directory written by FSDP) into 🤗 wrapper `model_class`, saved in `save_dir` with `preprocessor` (tokenizer or
+    image processor) beside it.
 
     :param config_kwargs: further 🤗 config arguments, e.g. `id2label`. Default `id2label`: the one saved in the
         checkpoint's hyperparameters, if any.

@@ -3,6 +3,7 @@
 import dataclasses
 import inspect
 import os
+from pathlib import Path
 from typing import Any, ClassVar, Dict, Optional, Tuple, Type, Union
 
 import lightning.pytorch as pl
@@ -17,20 +18,54 @@ from perceiver.model.core.config import config_from_dict, config_to_dict
 from perceiver.model.core.position import check_computed_buffers
 from perceiver.model.core.weights import load_backend_state_dict
 
+_PARAM = re.compile(r":param (\w+):(.*?)(?=\n\s*:param |\n\s*:cvar |\Z)", re.DOTALL)
+
+
+def _param_docs(*docstrings: Optional[str]) -> Dict[str, str]:
+    """`:param name: description` entries of docstrings (first one wins), descriptions on one line."""
+    docs: Dict[str, str] = {}
+    for docstring in docstrings:
+        for name, text in _PARAM.findall(inspect.cleandoc(docstring or "")):
+            docs.setdefault(name, " ".join(text.split()))
+    return docs
+
+
+def _document_init_args(cls: type) -> None:
+    """Adds `:param` entries to `cls.__doc__` for init arguments of `cls` that are fields of its backend config,
+    described in the config dataclass docstrings (of the class and its bases) but not in the docstrings of `cls`."""
+    config_class = getattr(cls, "backend_config_class", None)
+    if config_class is None or not dataclasses.is_dataclass(config_class):
+        return
+    own = _param_docs(cls.__doc__, cls.__init__.__doc__)
+    config_docs = _param_docs(*(c.__doc__ for c in config_class.__mro__ if dataclasses.is_dataclass(c)))
+    fields = {f.name for f in dataclasses.fields(config_class)}
+    names = [n for n in inspect.signature(cls.__init__).parameters if n in fields and n not in own and n in config_docs]
+    if names:
+        entries = "\n".join(f":param {name}: {config_docs[name]}" for name in names)
+        cls.__doc__ = f"{inspect.cleandoc(cls.__doc__ or '')}\n\n{entries}\n"
+
 
 class LitModel(pl.LightningModule):
     """Lightning wrapper of one backend model, built from the wrapper's init arguments.
 
     Subclasses set `backend_config_class` and `backend_model_class` and take the backend config's fields as init
     arguments (so that the Lightning CLI can set each of them); `create(config)` passes a config dataclass instead.
+    A subclass's docstring gets the config's `:param` descriptions of the init arguments it does not describe itself
+    (the Lightning CLI's `--help` shows them).
 
     :param params: pretrained weights: a 🤗 model directory, safetensors file or hub id saved by this library, or a
         Lightning checkpoint of the same task (local file or http(s) URL; also perceiver-io 0.11's), read safely.
-    :param optimizer_init: AdamW learning rate and weight decay (the Lightning CLI's `--optimizer` overrides).
+    :param lr: learning rate of the default AdamW optimizer (with the CLI's `--optimizer`, the optimizer's applies).
+    :param weight_decay: weight decay of the default AdamW optimizer (with the CLI's `--optimizer`, the optimizer's
+        applies).
     """
 
     backend_config_class: ClassVar[type]
     backend_model_class: ClassVar[Type[nn.Module]]
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        _document_init_args(cls)
 
     def __init__(self, *args, params: Optional[str] = None, lr: float = 1e-3, weight_decay: float = 0.0, **kwargs):
         super().__init__()
@@ -62,8 +97,10 @@ class LitModel(pl.LightningModule):
 
     @classmethod
     def load_checkpoint(cls, ckpt_url: Union[str, os.PathLike], **kwargs: Any) -> "LitModel":
-        """Loads a checkpoint of this wrapper's task (local path or http(s) URL; also perceiver-io 0.11's) on CPU;
-        see `load_from_checkpoint`."""
+        """Loads a checkpoint of this wrapper's task (local path or http(s) URL; also perceiver-io 0.11's, or a sharded
+        checkpoint directory written by FSDP) on CPU; see `load_from_checkpoint`."""
+        if ckpt.is_sharded_checkpoint(ckpt_url):
+            return load_sharded_checkpoint(cls, ckpt_url)
         return cls.load_from_checkpoint(ckpt_url, map_location="cpu", **kwargs)
 
     @classmethod
@@ -193,3 +230,28 @@ class SafeCheckpointIO(TorchCheckpointIO):
             expected_config=self.expected_config,
             expected_class=self.expected_class,
         )
+
+
+def load_sharded_checkpoint(lit_model_class: Type[LitModel], path: Any) -> LitModel:
+    """Loads a sharded (FSDP) checkpoint directory of `lit_model_class` in this process, on CPU, without a process
+    group: the hyperparameters from `meta.pt`, the model's shards (saved under key `model`) from the
+    `torch.distributed.checkpoint` files. Only the config dataclasses and the checkpoint format's own metadata classes
+    are unpickled."""
+    import torch.distributed.checkpoint as dcp
+
+    path = Path(str(path)).expanduser()
+    if not ckpt.is_sharded_checkpoint(path):
+        raise ValueError(f"path={str(path)!r} is not a sharded checkpoint directory (with .metadata and meta.pt)")
+    meta = ckpt.read_checkpoint(
+        path / ckpt.SHARDED_METADATA,
+        expected_config=lit_model_class.backend_config_class.__name__,
+        expected_class=lit_model_class.__name__,
+        require_state_dict=False,
+    )
+    lit_model = lit_model_class(**{**without_params(meta["hyper_parameters"]), "params": None})
+    state_dict = lit_model.state_dict()
+    reader = ckpt.sharded_checkpoint_reader(path)
+    reader.read_metadata()  # checked here, so that a bad file raises its own error, not one wrapped by the loader
+    dcp.load({"model": state_dict}, storage_reader=reader, no_dist=True)
+    lit_model.load_state_dict(state_dict)
+    return lit_model

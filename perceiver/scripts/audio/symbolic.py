@@ -30,6 +30,7 @@ class SymbolicAudioModelCLI(CLI):
     (`SymbolicAudioDataModule`, `MaestroV3DataModule`, `GiantMidiPianoDataModule`)."""
 
     name = "symbolic"
+    data_default = "perceiver.data.audio.SymbolicAudioDataModule"
     links = (
         ("data.vocab_size", "model.vocab_size"),
         ("data.max_seq_len", "model.max_seq_len"),

@@ -1,10 +1,11 @@
 """Trains a Perceiver IO text classifier: `python -m perceiver.scripts.text.classifier fit --config ...`.
 
-Data: any text data module with labels (`--data=ImdbDataModule`, the default, or `TextFilesDataModule` with a
-`label_column`), task `clf`; the model's vocabulary size, sequence length and number of classes are taken from it.
-The encoder can start from a masked language model (`--model.encoder.params=<converted mlm directory>`) and be frozen
-(`--model.encoder.freeze=true`). Convert the best checkpoint with `perceiver.model.text.classifier.convert_checkpoint`.
-See `perceiver.scripts.cli` for common options and `examples/classifier_imdb.yaml` for a configuration.
+Data: any text data module with labels (`--data=ImdbDataModule`, the default (IMDb reviews from the 🤗 hub), or
+`TextFilesDataModule` with a `label_column`), task `clf`; the model's vocabulary size, sequence length and number of
+classes are taken from it. The encoder can start from a masked language model (`--model.encoder.params=<converted mlm
+directory>`) and be frozen (`--model.encoder.freeze=true`). Convert the best checkpoint with
+`perceiver.model.text.classifier.convert_checkpoint`. See `perceiver.scripts.cli` for common options and
+`examples/classifier_imdb.yaml` for a configuration.
 """
 
 from typing import Optional, Sequence
@@ -18,6 +19,7 @@ class TextClassifierCLI(CLI):
     """Trains a Perceiver IO text classifier (`LitTextClassifier`) on a text data module, task clf."""
 
     name = "classifier"
+    data_default = "perceiver.data.text.ImdbDataModule"
     task = "clf"
     monitor = "val_acc"
     monitor_mode = "max"

@@ -1,9 +1,9 @@
 """Trains a Perceiver IO masked language model: `python -m perceiver.scripts.text.mlm fit --config ...`.
 
 Data: any text data module (`--data=WikiTextDataModule`, `ImdbDataModule`, `TextFilesDataModule`, ...; default
-WikiText-103) with task `mlm`; the model's vocabulary size and sequence length are taken from it. Convert the best
-checkpoint with `perceiver.model.text.mlm.convert_checkpoint`. See `perceiver.scripts.cli` for common options and
-`examples/mlm_imdb.yaml` for a configuration.
+`WikiTextDataModule`, WikiText-103 from the 🤗 hub) with task `mlm`; the model's vocabulary size and sequence length are
+taken from it. Convert the best checkpoint with `perceiver.model.text.mlm.convert_checkpoint`. See
+`perceiver.scripts.cli` for common options and `examples/mlm_imdb.yaml` for a configuration.
 """
 
 from typing import Optional, Sequence
@@ -17,6 +17,7 @@ class MaskedLanguageModelCLI(CLI):
     """Trains a Perceiver IO masked language model (`LitMaskedLanguageModel`) on a text data module, task mlm."""
 
     name = "mlm"
+    data_default = "perceiver.data.text.WikiTextDataModule"
     task = "mlm"
     links = (
         ("data.vocab_size", "model.encoder.vocab_size"),

@@ -1,6 +1,7 @@
 """Trains a Perceiver IO image classifier: `python -m perceiver.scripts.vision.image_classifier fit --config ...`.
 
-Data: an image data module (`--data=DigitsDataModule`, `MNISTDataModule`, `ImageNetDataModule`); the model's image
+Data: an image data module (`--data=DigitsDataModule`, the default (scikit-learn's digits, no download),
+`MNISTDataModule`, `ImageNetDataModule`); the model's image
 shape and number of classes are taken from it. Convert the best checkpoint with
 `perceiver.model.vision.image_classifier.convert_checkpoint` and the data module's `image_processor`. See
 `perceiver.scripts.cli` for common options and `examples/image_classifier_digits.yaml` for a configuration.
@@ -17,6 +18,7 @@ class ImageClassifierCLI(CLI):
     """Trains a Perceiver IO image classifier (`LitImageClassifier`) on an image data module."""
 
     name = "image_classifier"
+    data_default = "perceiver.data.vision.DigitsDataModule"
     monitor = "val_acc"
     monitor_mode = "max"
     links = (

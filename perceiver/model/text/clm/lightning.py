@@ -4,6 +4,7 @@ import logging
 from typing import Any, Dict, Optional
 
 import torch
+from torchmetrics import MeanMetric
 
 from perceiver.model.core.lightning import LitModel
 from perceiver.model.core.loss import IGNORE_INDEX, token_cross_entropy
@@ -14,6 +15,14 @@ from perceiver.model.text.clm.backend import CausalLanguageModel, CausalLanguage
 logger = logging.getLogger(__name__)
 
 
+class LossPerplexity(MeanMetric):
+    """Perplexity of a validation or test epoch: exp of the mean loss over its batches (weighted by batch size, as
+    the logged mean loss), not the mean of the batches' perplexities. Synced across processes by torchmetrics."""
+
+    def compute(self) -> torch.Tensor:
+        return torch.exp(super().compute())
+
+
 class LitCausalSequenceModel(LitModel):
     """Trains a Perceiver AR model on batches `{"input_ids", "attention_mask" (optional, 0 = left padding), "labels"
     (optional, aligned with input_ids as in 🤗, -100 = ignore; default: input_ids with padding ignored)}`.
@@ -21,6 +30,11 @@ class LitCausalSequenceModel(LitModel):
     The last `min(n, max_latents)` positions of each batch are latents; the loss covers their next-token predictions.
     Logs loss, perplexity and next-token accuracy.
 
+    :param vocab_size: number of token ids (the CLI takes it from the data module).
+    :param max_seq_len: maximum number of positions, prefix plus latents (the CLI takes it from the data module).
+    :param num_channels: model channels (token embedding, attention layers).
+    :param output_bias: learned bias of the output logits.
+    :param init_scale: standard deviation of the normal initialization of the weights.
     :param validation_sample_prompt: text whose continuation is generated and logged at the end of each validation
         epoch (needs `tokenizer` or a data module with a `tokenizer` attribute).
     :param tokenizer: name or path of the tokenizer for the sample (None: the data module's).
@@ -58,6 +72,8 @@ class LitCausalSequenceModel(LitModel):
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
+        self.val_ppl = LossPerplexity()
+        self.test_ppl = LossPerplexity()
 
     def forward(self, input_ids: torch.Tensor, prefix_len: int, pad_mask: Optional[torch.Tensor] = None):
         return self.backend_model(input_ids, prefix_len=prefix_len, pad_mask=pad_mask)
@@ -85,9 +101,12 @@ class LitCausalSequenceModel(LitModel):
 
     def _eval_step(self, batch, stage: str) -> torch.Tensor:
         metrics = self._step(batch)
-        self.log(f"{stage}_loss", metrics["loss"], prog_bar=True, sync_dist=True)
-        self.log(f"{stage}_ppl", torch.exp(metrics["loss"]), sync_dist=True)
-        self.log(f"{stage}_acc", metrics["accuracy"], sync_dist=True)
+        batch_size = batch["input_ids"].shape[0]
+        perplexity = getattr(self, f"{stage}_ppl")
+        perplexity.update(metrics["loss"], batch_size)
+        self.log(f"{stage}_loss", metrics["loss"], prog_bar=True, sync_dist=True, batch_size=batch_size)
+        self.log(f"{stage}_ppl", perplexity, batch_size=batch_size)
+        self.log(f"{stage}_acc", metrics["accuracy"], sync_dist=True, batch_size=batch_size)
         return metrics["loss"]
 
     def validation_step(self, batch, batch_idx):

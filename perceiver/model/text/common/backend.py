@@ -14,6 +14,9 @@ from perceiver.model.core.weights import load_backend_state_dict
 class TextEncoderConfig(EncoderConfig):
     """Encoder config plus the token input: vocabulary, maximum sequence length and embedding channels.
 
+    :param vocab_size: number of token ids (the CLI takes it from the data module).
+    :param max_seq_len: maximum input sequence length (the CLI takes it from the data module).
+    :param num_input_channels: channels of the token and position embeddings.
     :param params: start from the encoder of a pretrained masked language model (🤗 model directory or hub id).
     """
 

@@ -26,6 +26,8 @@ class TextDecoderConfig(DecoderConfig):
     :param num_output_query_channels: None (default): output queries have the encoder's `num_input_channels` and
         logits are tied to the token embedding. Set: output queries of this many channels and an output layer of its
         own (`decoder.output_adapter.linear`, as in perceiver-io 0.11).
+    :param vocab_size: number of token ids (the CLI takes it from the data module).
+    :param max_seq_len: maximum output sequence length (the CLI takes it from the data module).
     """
 
     num_output_query_channels: Optional[int] = None

@@ -76,16 +76,23 @@ def render_optical_flow_video(
     output_path: Union[str, os.PathLike],
     fps: Optional[float] = None,
     max_pairs: Optional[int] = None,
+    progress: bool = True,
     **pipeline_kwargs,
 ) -> int:
     """Computes the optical flow between consecutive frames of `input_path` with an `optical-flow` pipeline and
     writes its renderings to `output_path` (one frame less than the input); returns the number of frames written.
-    `fps` defaults to the input's."""
+    `fps` defaults to the input's. `progress` shows a tqdm progress bar of the rendered frames (on stderr)."""
     import cv2
+    from tqdm.auto import tqdm
 
+    capture = cv2.VideoCapture(str(input_path))
     if fps is None:
-        capture = cv2.VideoCapture(str(input_path))
         fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
-        capture.release()
-    renderings = (pipeline(pair, render=True, **pipeline_kwargs) for pair in read_frame_pairs(input_path, max_pairs))
+    num_pairs = max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) - 1) or None  # None where the count is unknown
+    capture.release()
+    if max_pairs is not None and num_pairs is not None:
+        num_pairs = min(num_pairs, max_pairs)
+    pairs = read_frame_pairs(input_path, max_pairs)
+    pairs = tqdm(pairs, total=num_pairs, desc="optical flow", unit="frame", disable=not progress)
+    renderings = (pipeline(pair, render=True, **pipeline_kwargs) for pair in pairs)
     return write_video(output_path, renderings, fps=fps)
