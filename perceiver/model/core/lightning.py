@@ -3,6 +3,7 @@
 import dataclasses
 import inspect
 import os
+import re
 from pathlib import Path
 from typing import Any, ClassVar, Dict, Optional, Tuple, Type, Union
 
