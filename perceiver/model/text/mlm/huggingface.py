@@ -21,6 +21,7 @@ from perceiver.model.core.huggingface import (
     convert_lightning_checkpoint,
     load_tokenizer,
     register_auto_class,
+    source_details,
 )
 from perceiver.model.core.loss import token_cross_entropy
 from perceiver.model.core.utils import pad_mask_from
@@ -129,7 +130,7 @@ def convert_model(save_dir: Union[str, os.PathLike], source_repo_id: str = "deep
     copy_weights(source, model.backend_model)
     tokenizer = _load_tokenizer(source_repo_id)
     model.config.tokenizer_class = type(tokenizer).__name__
-    with atomic_directory(save_dir) as tmp_dir:
+    with atomic_directory(save_dir, **source_details(source_repo_id)) as tmp_dir:
         model.save_pretrained(tmp_dir, **kwargs)
         tokenizer.save_pretrained(tmp_dir)
     logger.info("converted %s into %s", source_repo_id, save_dir)

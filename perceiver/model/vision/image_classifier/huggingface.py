@@ -21,6 +21,7 @@ from perceiver.model.core.huggingface import (
     atomic_directory,
     convert_lightning_checkpoint,
     register_auto_class,
+    source_details,
 )
 from perceiver.model.core.loss import token_cross_entropy
 from perceiver.model.vision.image_classifier.backend import (
@@ -279,7 +280,7 @@ def convert_model(
             size={"height": height, "width": width},
             crop_size={"height": round(height * 256 / 224), "width": round(width * 256 / 224)},
         )
-    with atomic_directory(save_dir) as tmp_dir:
+    with atomic_directory(save_dir, **source_details(source_repo_id)) as tmp_dir:
         model.save_pretrained(tmp_dir, **kwargs)
         image_processor.save_pretrained(tmp_dir)
     logger.info("converted %s into %s", source_repo_id, save_dir)
