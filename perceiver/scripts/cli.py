@@ -9,7 +9,8 @@ What every script has (see `CLI`):
 - `--optimizer` (default AdamW with the model's `lr` and `weight_decay`) and `--lr_scheduler`, e.g.
   `--lr_scheduler=CosineWithWarmupLR --lr_scheduler.warmup_steps=500` (schedulers of `perceiver.scripts.lrs` are
   stepped per optimizer step; cosine decay lasts the trainer's `max_steps` unless `training_steps` is given)
-- `--checkpoint.*`: the best checkpoint on the monitored validation metric and the last one are saved
+- `--checkpoint.*`: the best checkpoint on the monitored validation metric is saved, and `last.ckpt` holds the
+  latest state (see `LastStateCheckpoint`); `--ckpt_path=.../last.ckpt` resumes exactly where training stopped
 - TensorBoard and CSV logs (with the learning rate) in `logs/<name>/version_<n>`, a rich progress bar where `rich`
   is installed
 - seed 0 unless `--seed_everything` says otherwise, so that runs are reproducible
@@ -17,10 +18,13 @@ What every script has (see `CLI`):
 
 import importlib
 import inspect
+import os
+import shutil
 import sys
 import warnings
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Type
+from weakref import proxy
 
 from jsonargparse import Namespace
 from lightning.pytorch import LightningDataModule, LightningModule
@@ -96,7 +100,7 @@ class CLI(LightningCLI):
         return {"save_dir": "logs", "name": self.name}
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(LastStateCheckpoint, "checkpoint")
         parser.set_defaults(
             {
                 "checkpoint.monitor": self.monitor,
@@ -159,6 +163,73 @@ class CLI(LightningCLI):
                 "lr_scheduler": {"scheduler": lr_scheduler, "monitor": lr_scheduler.monitor},
             }
         return [optimizer], [lr_scheduler]
+
+
+class LastStateCheckpoint(ModelCheckpoint):
+    """`ModelCheckpoint` whose `last.ckpt` is always the latest training state, written atomically.
+
+    Lightning 2.6's `save_last=True` rewrites `last.ckpt` only when a top-k checkpoint is saved, i.e. when the
+    monitored metric improves. Here `last.ckpt` is also written at every validation and epoch end, every
+    `every_n_train_steps` steps and when training ends, so that resuming from it (`--ckpt_path=.../last.ckpt`)
+    continues from where training stopped. Every checkpoint file is written to a temporary file first and then
+    renamed, so that a killed run never leaves a truncated checkpoint.
+    """
+
+    _last_state_step: int = -1
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        every = self._every_n_train_steps
+        if every >= 1 and trainer.global_step % every == 0:
+            self._save_last_state(trainer)
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        super().on_validation_end(trainer, pl_module)
+        self._save_last_state(trainer)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        self._save_last_state(trainer)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._save_last_state(trainer)
+
+    def _save_last_state(self, trainer) -> None:
+        from lightning.pytorch.trainer.states import TrainerFn
+
+        if (
+            not self.save_last
+            or trainer.fast_dev_run
+            or trainer.sanity_checking
+            or trainer.state.fn != TrainerFn.FITTING
+            or self._last_state_step == trainer.global_step
+        ):
+            return
+        # keep top-k bookkeeping as it was: a last-state save is no top-k save at this step
+        last_global_step_saved = self._last_global_step_saved
+        self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        self._last_global_step_saved = last_global_step_saved
+
+    def _save_last_checkpoint(self, trainer, monitor_candidates) -> None:
+        super()._save_last_checkpoint(trainer, monitor_candidates)
+        if self.save_last:
+            self._last_state_step = trainer.global_step
+
+    def _save_checkpoint(self, trainer, filepath: str) -> None:
+        tmp_path = f"{filepath}.tmp-{os.getpid()}"
+        trainer.save_checkpoint(tmp_path, self.save_weights_only)
+        if trainer.is_global_zero and os.path.isfile(tmp_path):
+            os.replace(tmp_path, filepath)
+        elif trainer.is_global_zero and os.path.isdir(tmp_path):  # sharded checkpoints are directories
+            if os.path.isdir(filepath):
+                shutil.rmtree(filepath)
+            os.replace(tmp_path, filepath)
+        trainer.strategy.barrier()
+        self._last_global_step_saved = trainer.global_step
+        self._last_checkpoint_saved = filepath
+        if trainer.is_global_zero:
+            for logger in trainer.loggers:
+                logger.after_save_checkpoint(proxy(self))
 
 
 def _share_log_version(loggers: Any) -> None:
