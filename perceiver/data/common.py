@@ -1,6 +1,7 @@
 """Shared by the data modules: where data comes from (a 🤗 hub id or local files), how splits are named, and where
 preprocessed data is cached."""
 
+import codecs
 import contextlib
 import glob
 import hashlib
@@ -94,9 +95,49 @@ def load_source(
     else:
         check_source(source)
         builder, data_files = _local_data_files(Path(os.path.expanduser(source)), config_name)
+    if builder == "text":
+        check_text_files([f for fs in data_files.values() for f in ([fs] if isinstance(fs, str) else fs)])
     kwargs = {"keep_linebreaks": True, **(text_options or {})} if builder == "text" else {}
     dataset = datasets.load_dataset(builder, data_files=data_files, cache_dir=cache_dir, streaming=streaming, **kwargs)
     return type(dataset)({_split_name(split): ds for split, ds in dataset.items()})
+
+
+def check_text_files(files: List[str]) -> None:
+    """Raises a ValueError naming the file if a local (uncompressed) text file is empty or not UTF-8."""
+    for file in files:
+        path = Path(os.path.expanduser(file))
+        if path.suffix.lower() in _COMPRESSION_EXTENSIONS or not path.is_file():
+            continue
+        if path.stat().st_size == 0:
+            raise ValueError(f"text file {str(path)!r} is empty")
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        offset = 0
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError as e:
+                    raise ValueError(
+                        f"text file {str(path)!r} is not UTF-8 text (invalid byte at offset {offset + e.start})"
+                    ) from None
+                offset += len(chunk)
+            try:
+                decoder.decode(b"", final=True)
+            except UnicodeDecodeError:
+                raise ValueError(
+                    f"text file {str(path)!r} is not UTF-8 text (truncated character at its end)"
+                ) from None
+
+
+def local_text_files(source: str, config_name: Optional[str] = None) -> List[str]:
+    """The local text files that `source` names (none for hub ids and other kinds of data)."""
+    if not is_local(source) or not os.path.exists(os.path.expanduser(source)):
+        return []
+    try:
+        builder, data_files = _local_data_files(Path(os.path.expanduser(source)), config_name)
+    except (FileNotFoundError, ValueError):
+        return []
+    return [f for fs in data_files.values() for f in fs] if builder == "text" else []
 
 
 def check_data_files(data_files: Dict[str, Union[str, List[str]]]) -> Dict[str, List[str]]:

@@ -32,7 +32,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.cli import ReduceLROnPlateau as LightningReduceLROnPlateau
 
-from perceiver.data.common import check_data_files, check_source
+from perceiver.data.common import check_data_files, check_source, check_text_files, local_text_files
 from perceiver.data.text.tokenizer import PERCEIVER_BYTES
 from perceiver.scripts.lrs import ConstantWithWarmupLR, CosineWithWarmupLR, WarmupLR
 
@@ -117,7 +117,7 @@ class CLI(LightningCLI):
         config = self.config[self.subcommand] if self.subcommand else self.config
         try:
             _check_data_paths(config.data)
-        except FileNotFoundError as e:
+        except (FileNotFoundError, ValueError) as e:
             # a missing data or tokenizer path fails here, before anything is loaded or built
             _fail(str(e))
         if self.task is not None:
@@ -256,8 +256,11 @@ def _check_data_paths(data: Optional[Namespace]) -> None:
     init_args = data.get("init_args") if isinstance(data, Namespace) else None
     if init_args is None:
         return
+    if "source" in init_args and init_args.source is None and init_args.get("data_files") is None:
+        raise ValueError("--data.source is missing: give a 🤗 hub id or a local file or directory of data")
     if init_args.get("source") is not None:
         check_source(init_args.source, name="data.source")
+        check_text_files(local_text_files(init_args.source, init_args.get("config_name")))
     if init_args.get("tokenizer") not in (None, PERCEIVER_BYTES):
         check_source(init_args.tokenizer, name="data.tokenizer")
     if init_args.get("data_files") is not None:

@@ -19,6 +19,7 @@ from transformers import (
 from perceiver.model.core.config import config_from_dict, config_to_dict
 from perceiver.model.core.position import check_computed_buffers
 from perceiver.model.core.saving import GENERATED_CARD_MARK, AtomicSave
+from perceiver.model.core.weights import corrupt_weights_error, find_corrupt_weights
 
 
 class PerceiverBackendConfig(PretrainedConfig):
@@ -78,7 +79,15 @@ class PerceiverBackendModel(PreTrainedModel):
     @classmethod
     def from_pretrained(cls, *args, **kwargs):
         """As `PreTrainedModel.from_pretrained`, and checks persisted position encodings against the config."""
-        model = super().from_pretrained(*args, **kwargs)
+        try:
+            model = super().from_pretrained(*args, **kwargs)
+        except Exception as e:
+            # safetensors' errors do not name the file (e.g. "incomplete metadata" for a truncated download)
+            if type(e).__name__ != "SafetensorError":
+                raise
+            location = args[0] if args else kwargs.get("pretrained_model_name_or_path")
+            bad = find_corrupt_weights(location) if location is not None and os.path.isdir(location) else None
+            raise corrupt_weights_error(bad or location, e) from e
         check_computed_buffers(model.backend_model)
         return model
 

@@ -25,6 +25,7 @@ from perceiver.model.core.huggingface import (
 )
 from perceiver.model.core.loss import token_cross_entropy
 from perceiver.model.core.utils import pad_mask_from
+from perceiver.model.core.validation import check_input_ids, check_labels
 from perceiver.model.text.common import TextEncoderConfig
 from perceiver.model.text.mlm.backend import MaskedLanguageModel, MaskedLanguageModelConfig, TextDecoderConfig
 
@@ -51,8 +52,11 @@ class PerceiverMaskedLanguageModel(PerceiverBackendModel):
         return_dict: Optional[bool] = None,
         **kwargs,
     ) -> MaskedLMOutput:
+        check_input_ids(input_ids)
         pad_mask = pad_mask_from(attention_mask)
         logits = self.backend_model(input_ids, pad_mask=pad_mask)
+        if labels is not None:
+            check_labels(labels, input_ids.shape, logits.shape[-1], allow_ignore=True)
         loss = None if labels is None else token_cross_entropy(logits, labels)
         return MaskedLMOutput(loss=loss, logits=logits)
 

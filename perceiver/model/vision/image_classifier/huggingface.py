@@ -24,6 +24,7 @@ from perceiver.model.core.huggingface import (
     source_details,
 )
 from perceiver.model.core.loss import token_cross_entropy
+from perceiver.model.core.validation import check_labels, check_pixel_values
 from perceiver.model.vision.image_classifier.backend import (
     ClassificationDecoderConfig,
     ImageClassifier,
@@ -124,7 +125,11 @@ class PerceiverImageClassifier(PerceiverBackendModel):
         """`inputs` is perceiver-io 0.11's name of `pixel_values`."""
         if (pixel_values is None) == (inputs is None):
             raise ValueError("pass exactly one of pixel_values and inputs (its old name)")
-        logits = self.backend_model(pixel_values if inputs is None else inputs)
+        name = "pixel_values" if inputs is None else "inputs"
+        x = check_pixel_values(pixel_values if inputs is None else inputs, "(batch, height, width, channels)", 4, name)
+        logits = self.backend_model(x)
+        if labels is not None:
+            check_labels(labels, x.shape[:1], logits.shape[-1])
         loss = None if labels is None else token_cross_entropy(logits, labels.to(logits.device))
         return ImageClassifierOutput(loss=loss, logits=logits)
 
