@@ -2,6 +2,7 @@
 positions that count) on a small batch with padding, so that unshifted targets or an ignored attention_mask fail;
 collator options at non-default values."""
 
+import numpy as np
 import pytest
 import torch
 from transformers import PerceiverTokenizer
@@ -144,3 +145,44 @@ def test_causal_collator_padding_side_and_truncation():
         for _ in range(50)
     }
     assert lengths == {2, 3, 4, 5}
+
+
+def test_rotary_rotates_pairs_counter_clockwise_with_base_10000():
+    from perceiver.model.core.position import FrequencyPositionEncoding, RotaryPositionEmbedding
+
+    encoding = FrequencyPositionEncoding(dim=4)
+    torch.testing.assert_close(encoding.inv_freq, torch.tensor([1.0, 0.01]))  # 1 / 10000^(2i/dim)
+    positions = torch.tensor([[0.0, 1.0, 3.0]])
+    rotary = RotaryPositionEmbedding(encoding(positions))
+    t = torch.tensor([1.0, 0.0, 1.0, 0.0]).expand(1, 1, 3, 4)  # (b, h, n, c): unit vector of each pair
+    rotated = rotary.rotate(t)[0, 0]
+    for i, p in enumerate([0.0, 1.0, 3.0]):
+        for pair, freq in enumerate([1.0, 0.01]):
+            angle = torch.tensor(p * freq)
+            # (1, 0) rotated by +angle: (cos, sin)
+            torch.testing.assert_close(rotated[i, 2 * pair : 2 * pair + 2], torch.stack([angle.cos(), angle.sin()]))
+    # relative positions only: q.k is the same for position pairs (1, 0) and (3, 2)
+    q, k = torch.randn(4), torch.randn(4)
+    rot = RotaryPositionEmbedding(encoding(torch.arange(4.0)[None]))
+    qs, ks = rot.rotate(q.expand(1, 1, 4, 4))[0, 0], rot.rotate(k.expand(1, 1, 4, 4))[0, 0]
+    torch.testing.assert_close(qs[1] @ ks[0], qs[3] @ ks[2])
+
+
+def test_optical_flow_tiles_that_disagree_blend_with_border_distance_weights():
+    from perceiver.model.vision.optical_flow.pipeline import blend_tiles
+
+    # two 7x4 tiles at x=0 and x=2 of a 7x6 image, predicting flow 0 and 1; in the middle row (3 pixels from the
+    # top and bottom borders) the weights along x are the distances to the left/right borders, [1, 2, 2, 1]
+    tiles = np.stack([np.zeros((7, 4, 2)), np.ones((7, 4, 2))]).astype(np.float32)
+    blended = blend_tiles(tiles, [(0, 0), (0, 2)], (7, 6))[3:4]
+    # x=2: (0 * 2 + 1 * 1) / 3, x=3: (0 * 1 + 1 * 2) / 3
+    expected = np.array([0.0, 0.0, 1 / 3, 2 / 3, 1.0, 1.0], dtype=np.float32)
+    np.testing.assert_allclose(blended[0, :, 0], expected, atol=1e-6)
+    np.testing.assert_allclose(blended[0, :, 1], expected, atol=1e-6)
+    # 2-D: the weight is the distance to the nearest border (min over y and x)
+    tiles = np.stack([np.zeros((3, 3, 1)), np.full((3, 3, 1), 9.0)]).astype(np.float32)
+    blended = blend_tiles(tiles, [(0, 0), (1, 1)], (4, 4))
+    # pixel (1, 1): tile 0 local (1, 1) weight 2, tile 1 local (0, 0) weight 1 -> 9 / 3
+    assert blended[1, 1, 0] == pytest.approx(3.0)
+    # pixel (2, 2): tile 0 local (2, 2) weight 1, tile 1 local (1, 1) weight 2 -> 18 / 3
+    assert blended[2, 2, 0] == pytest.approx(6.0)
