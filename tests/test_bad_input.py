@@ -120,7 +120,7 @@ def test_image_classifier_inputs(image_classifier):
         image_classifier(pixel_values=x, labels=torch.tensor([999]))
     with pytest.raises(ValueError, match="pixel_values is an empty batch"):
         image_classifier(pixel_values=torch.zeros(0, 8, 8, 3))
-    with pytest.raises(ValueError, match=r"pixel_values must have shape \(batch, height, width, channels\)"):
+    with pytest.raises(ValueError, match=r"pixel_values must have shape \(batch, 8, 8, 3\)"):
         image_classifier(pixel_values=torch.zeros(8, 8, 3))
 
 

@@ -58,9 +58,11 @@ def check_labels(
     return labels
 
 
-def check_pixel_values(pixel_values: Any, shape_doc: str, ndim: int, name: str = "pixel_values") -> torch.Tensor:
-    """`pixel_values` must be a non-empty float tensor with `ndim` dims (integer images, e.g. uint8, are refused:
-    models take normalized float values, as made by the model's image processor)."""
+def check_pixel_values(
+    pixel_values: Any, shape_doc: str, ndim: Optional[int] = None, name: str = "pixel_values"
+) -> torch.Tensor:
+    """`pixel_values` must be a non-empty float tensor (with `ndim` dims, if given; integer images, e.g. uint8, are
+    refused: models take normalized float values, as made by the model's image processor)."""
     check_tensor(name, pixel_values, shape_doc, ndim=ndim)
     if not pixel_values.dtype.is_floating_point:
         raise TypeError(

@@ -126,7 +126,10 @@ class PerceiverImageClassifier(PerceiverBackendModel):
         if (pixel_values is None) == (inputs is None):
             raise ValueError("pass exactly one of pixel_values and inputs (its old name)")
         name = "pixel_values" if inputs is None else "inputs"
-        x = check_pixel_values(pixel_values if inputs is None else inputs, "(batch, height, width, channels)", 4, name)
+        x = check_pixel_values(
+            pixel_values if inputs is None else inputs, "(batch, height, width, channels)", name=name
+        )
+        # shapes: checked by the backend, whose message names the image shape the model takes
         logits = self.backend_model(x)
         if labels is not None:
             check_labels(labels, x.shape[:1], logits.shape[-1])
