@@ -1,11 +1,14 @@
 """Shared by the data modules: where data comes from (a 🤗 hub id or local files), how splits are named, and where
 preprocessed data is cached."""
 
+import codecs
+import contextlib
 import glob
 import hashlib
 import json
 import logging
 import os
+import random
 import re
 import shutil
 import uuid
@@ -14,8 +17,9 @@ from typing import Any, Callable, Dict, List, Optional, Union
 
 import datasets
 import lightning.pytorch as pl
+import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler, default_collate
 
 logger = logging.getLogger(__name__)
 
@@ -91,9 +95,49 @@ def load_source(
     else:
         check_source(source)
         builder, data_files = _local_data_files(Path(os.path.expanduser(source)), config_name)
+    if builder == "text":
+        check_text_files([f for fs in data_files.values() for f in ([fs] if isinstance(fs, str) else fs)])
     kwargs = {"keep_linebreaks": True, **(text_options or {})} if builder == "text" else {}
     dataset = datasets.load_dataset(builder, data_files=data_files, cache_dir=cache_dir, streaming=streaming, **kwargs)
     return type(dataset)({_split_name(split): ds for split, ds in dataset.items()})
+
+
+def check_text_files(files: List[str]) -> None:
+    """Raises a ValueError naming the file if a local (uncompressed) text file is empty or not UTF-8."""
+    for file in files:
+        path = Path(os.path.expanduser(file))
+        if path.suffix.lower() in _COMPRESSION_EXTENSIONS or not path.is_file():
+            continue
+        if path.stat().st_size == 0:
+            raise ValueError(f"text file {str(path)!r} is empty")
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        offset = 0
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError as e:
+                    raise ValueError(
+                        f"text file {str(path)!r} is not UTF-8 text (invalid byte at offset {offset + e.start})"
+                    ) from None
+                offset += len(chunk)
+            try:
+                decoder.decode(b"", final=True)
+            except UnicodeDecodeError:
+                raise ValueError(
+                    f"text file {str(path)!r} is not UTF-8 text (truncated character at its end)"
+                ) from None
+
+
+def local_text_files(source: str, config_name: Optional[str] = None) -> List[str]:
+    """The local text files that `source` names (none for hub ids and other kinds of data)."""
+    if not is_local(source) or not os.path.exists(os.path.expanduser(source)):
+        return []
+    try:
+        builder, data_files = _local_data_files(Path(os.path.expanduser(source)), config_name)
+    except (FileNotFoundError, ValueError):
+        return []
+    return [f for fs in data_files.values() for f in fs] if builder == "text" else []
 
 
 def check_data_files(data_files: Dict[str, Union[str, List[str]]]) -> Dict[str, List[str]]:
@@ -242,19 +286,155 @@ def dataloader(
     seed: int = 0,
 ) -> DataLoader:
     """A DataLoader with the data modules' conventions: memory pinned only where a GPU can use it, workers kept
-    alive between epochs, and shuffling from a generator seeded with `seed`, so that the order of examples (and,
-    through the workers' seeds derived from it, random masking and cropping) is reproducible."""
-    generator = torch.Generator().manual_seed(seed) if shuffle else None
+    alive between epochs, and reproducible batches that do not depend on when or where they are made:
+
+    - the order of examples depends only on `seed` and the epoch (`loader.sampler.set_epoch`, called by Lightning),
+      not on how often a loader was built, so that a run resumed at any epoch sees that epoch's order;
+    - the randomness of loading and collating a batch (random shifts, crops, masking) comes from torch's, Python's
+      and numpy's generators seeded from (`seed`, epoch, batch number) for that batch only (the global generators
+      are restored afterwards), so that batches are the same with any number of workers, with prefetching, and
+      after a resumed run skips the batches it has seen (`loader.sampler.resume`).
+    """
+    pin_memory = pin_memory and torch.cuda.is_available()
+    if isinstance(dataset, IterableDataset) or not hasattr(dataset, "__len__"):
+        # streamed data: the order is the stream's (shuffled by its buffer)
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            collate_fn=collate_fn,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+            persistent_workers=num_workers > 0,
+        )
+    sampler = EpochSampler(len(dataset), shuffle=shuffle, seed=seed, batch_size=batch_size)
     return DataLoader(
-        dataset,
+        _KeyedDataset(dataset, seed),
         batch_size=batch_size,
-        shuffle=shuffle,
-        collate_fn=collate_fn,
+        sampler=sampler,
+        collate_fn=_KeyedCollate(collate_fn, seed),
         num_workers=num_workers,
-        pin_memory=pin_memory and torch.cuda.is_available(),
+        pin_memory=pin_memory,
         persistent_workers=num_workers > 0,
-        generator=generator,
+        # the workers' base seed is drawn when an iterator is made: from this generator, not the global one
+        generator=torch.Generator().manual_seed(seed),
     )
+
+
+class EpochSampler(Sampler):
+    """Example indices of an epoch: a permutation seeded with (`seed`, epoch) if `shuffle`, else in order. Yields
+    `(epoch, position, index)` keys that `_KeyedDataset` turns into examples."""
+
+    def __init__(self, num_examples: int, shuffle: bool, seed: int = 0, batch_size: int = 1):
+        self.num_examples, self.shuffle, self.seed, self.batch_size = num_examples, shuffle, seed, batch_size
+        self.epoch = 0
+        self._skip = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def resume(self, epoch: int, num_batches_done: int) -> None:
+        """The next iteration is epoch `epoch` without its first `num_batches_done` batches."""
+        self.epoch, self._skip = epoch, num_batches_done * self.batch_size
+
+    def __len__(self) -> int:
+        return self.num_examples
+
+    def __iter__(self):
+        epoch, skip, self._skip = self.epoch, self._skip, 0
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(_mix(self.seed, epoch))
+            order = torch.randperm(self.num_examples, generator=generator).tolist()
+        else:
+            order = list(range(self.num_examples))
+        for position in range(skip, self.num_examples):
+            yield epoch, position, order[position]
+
+
+def _mix(*values: int) -> int:
+    return int.from_bytes(hashlib.sha256(repr(values).encode()).digest()[:8], "little") >> 1
+
+
+class _Batch(list):
+    """Examples of one batch, with the seed of the batch's collation."""
+
+    seed: int = 0
+
+
+class _KeyedDataset(Dataset):
+    def __init__(self, dataset: Dataset, seed: int):
+        self.dataset, self.seed = dataset, seed
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key):
+        return self.__getitems__([key])[0]
+
+    def __getitems__(self, keys: List[tuple]) -> "_Batch":
+        epoch, position, _ = keys[0]
+        batch_seed = _mix(self.seed, epoch, position)
+        indices = [index for _, _, index in keys]
+        with seeded_rng(batch_seed):
+            if hasattr(self.dataset, "__getitems__"):
+                examples = self.dataset.__getitems__(indices)
+            else:
+                examples = [self.dataset[i] for i in indices]
+        batch = _Batch(examples)
+        batch.seed = _mix(batch_seed, "collate")
+        return batch
+
+
+class _KeyedCollate:
+    def __init__(self, collate_fn: Optional[Callable], seed: int):
+        self.collate_fn = default_collate if collate_fn is None else collate_fn
+        self.seed = seed
+
+    def __call__(self, examples):
+        if not isinstance(examples, _Batch):
+            return self.collate_fn(examples)
+        with seeded_rng(examples.seed):
+            return self.collate_fn(list(examples))
+
+
+@contextlib.contextmanager
+def seeded_rng(seed: int):
+    """Runs the block with torch's (CPU), Python's and numpy's global generators seeded with `seed`, and restores
+    their states afterwards."""
+    py_state, np_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        try:
+            yield
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
+
+
+def rng_states() -> Dict[str, Any]:
+    """The states of torch's (CPU and CUDA), Python's and numpy's global generators, as tensors and plain Python
+    values (loadable with `torch.load(weights_only=True)`)."""
+    name, keys, pos, has_gauss, cached_gaussian = np.random.get_state()
+    states = {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached_gaussian)],
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: Dict[str, Any]) -> None:
+    """Restores generator states returned by `rng_states`."""
+    torch.set_rng_state(states["torch"])
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached_gaussian = states["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached_gaussian))
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 class SplitDataModule(pl.LightningDataModule):
@@ -303,7 +483,42 @@ class SplitDataModule(pl.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._dataloader(self.ds_train, shuffle=True, train=True)
+        loader = self._dataloader(self.ds_train, shuffle=True, train=True)
+        resume, self._resume_state = getattr(self, "_resume_state", None), None
+        if resume is not None and isinstance(loader.sampler, EpochSampler):
+            epoch, done = resume["epoch"], resume["batches_done"]
+            if done >= self._num_train_batches(loader):
+                epoch, done = epoch + 1, 0
+            loader.sampler.resume(epoch, done)
+            # restored here, right before training goes on (not when the checkpoint is read: setting up the
+            # model and optimizer in between may draw random numbers)
+            set_rng_states(resume["rng_states"])
+        return loader
+
+    def state_dict(self) -> Dict[str, Any]:
+        """Where training stands (epoch, batches done in it) and the global random generators' states, saved in
+        Lightning checkpoints so that a resumed run continues exactly as an uninterrupted one."""
+        trainer = self.trainer
+        if trainer is None or not trainer.training:
+            return {}
+        return {
+            "epoch": trainer.current_epoch,
+            "batches_done": trainer.fit_loop.epoch_loop.batch_progress.current.processed,
+            "rng_states": rng_states(),
+        }
+
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+        if "epoch" in state_dict:
+            self._resume_state = state_dict
+
+    def _num_train_batches(self, loader: DataLoader) -> int:
+        num_batches = len(loader)
+        limit = self.trainer.limit_train_batches if self.trainer is not None else None
+        if isinstance(limit, int):
+            return min(num_batches, limit)
+        if isinstance(limit, float) and limit < 1.0:
+            return int(num_batches * limit)
+        return num_batches
 
     def val_dataloader(self) -> DataLoader:
         return self._dataloader(self.ds_valid, shuffle=False)

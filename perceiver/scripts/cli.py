@@ -11,7 +11,8 @@ What every script has (see `CLI`):
   `--lr_scheduler`, e.g.
   `--lr_scheduler=CosineWithWarmupLR --lr_scheduler.warmup_steps=500` (schedulers of `perceiver.scripts.lrs` are
   stepped per optimizer step; cosine decay lasts the trainer's `max_steps` unless `training_steps` is given)
-- `--checkpoint.*`: the best checkpoint on the monitored validation metric and the last one are saved
+- `--checkpoint.*`: the best checkpoint on the monitored validation metric is saved, and `last.ckpt` holds the
+  latest state (see `LastStateCheckpoint`); `--ckpt_path=.../last.ckpt` resumes exactly where training stopped
 - TensorBoard and CSV logs (with the learning rate) in `logs/<name>/version_<n>`; progress as a rich progress bar on
   a terminal, as periodic log lines (step, epoch, loss, it/s; every `--trainer.log_every_n_steps` steps) in log files
   (see `perceiver.scripts.progress`)
@@ -20,10 +21,13 @@ What every script has (see `CLI`):
 
 import importlib
 import inspect
+import os
+import shutil
 import sys
 import warnings
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Type
+from weakref import proxy
 
 from datasets.exceptions import DatasetNotFoundError
 from jsonargparse import Namespace
@@ -32,7 +36,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, LRSchedulerTypeTuple
 from lightning.pytorch.cli import ReduceLROnPlateau as LightningReduceLROnPlateau
 
-from perceiver.data.common import check_data_files, check_source
+from perceiver.data.common import check_data_files, check_source, check_text_files, local_text_files
 from perceiver.data.text.tokenizer import PERCEIVER_BYTES
 from perceiver.model.core.checkpoint import read_checkpoint
 from perceiver.model.core.lightning import without_params
@@ -108,7 +112,7 @@ class CLI(LightningCLI):
         return {"save_dir": "logs", "name": self.name}
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(LastStateCheckpoint, "checkpoint")
         parser.add_lr_scheduler_args(LRSchedulerTypeTuple)
         parser.set_defaults({"lr_scheduler": {"class_path": self.default_lr_scheduler}})
         parser.set_defaults(
@@ -129,7 +133,7 @@ class CLI(LightningCLI):
         config = self.config[self.subcommand] if self.subcommand else self.config
         try:
             _check_data_paths(config.data)
-        except FileNotFoundError as e:
+        except (FileNotFoundError, ValueError) as e:
             # a missing data or tokenizer path fails here, before anything is loaded or built
             _fail(str(e))
         self._complete_config(config, self._parser(self.subcommand))
@@ -265,6 +269,73 @@ class CLI(LightningCLI):
         return [optimizer], [lr_scheduler]
 
 
+class LastStateCheckpoint(ModelCheckpoint):
+    """`ModelCheckpoint` whose `last.ckpt` is always the latest training state, written atomically.
+
+    Lightning 2.6's `save_last=True` rewrites `last.ckpt` only when a top-k checkpoint is saved, i.e. when the
+    monitored metric improves. Here `last.ckpt` is also written at every validation and epoch end, every
+    `every_n_train_steps` steps and when training ends, so that resuming from it (`--ckpt_path=.../last.ckpt`)
+    continues from where training stopped. Every checkpoint file is written to a temporary file first and then
+    renamed, so that a killed run never leaves a truncated checkpoint.
+    """
+
+    _last_state_step: int = -1
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        every = self._every_n_train_steps
+        if every >= 1 and trainer.global_step % every == 0:
+            self._save_last_state(trainer)
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        super().on_validation_end(trainer, pl_module)
+        self._save_last_state(trainer)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        self._save_last_state(trainer)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._save_last_state(trainer)
+
+    def _save_last_state(self, trainer) -> None:
+        from lightning.pytorch.trainer.states import TrainerFn
+
+        if (
+            not self.save_last
+            or trainer.fast_dev_run
+            or trainer.sanity_checking
+            or trainer.state.fn != TrainerFn.FITTING
+            or self._last_state_step == trainer.global_step
+        ):
+            return
+        # keep top-k bookkeeping as it was: a last-state save is no top-k save at this step
+        last_global_step_saved = self._last_global_step_saved
+        self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        self._last_global_step_saved = last_global_step_saved
+
+    def _save_last_checkpoint(self, trainer, monitor_candidates) -> None:
+        super()._save_last_checkpoint(trainer, monitor_candidates)
+        if self.save_last:
+            self._last_state_step = trainer.global_step
+
+    def _save_checkpoint(self, trainer, filepath: str) -> None:
+        tmp_path = f"{filepath}.tmp-{os.getpid()}"
+        trainer.save_checkpoint(tmp_path, self.save_weights_only)
+        if trainer.is_global_zero and os.path.isfile(tmp_path):
+            os.replace(tmp_path, filepath)
+        elif trainer.is_global_zero and os.path.isdir(tmp_path):  # sharded checkpoints are directories
+            if os.path.isdir(filepath):
+                shutil.rmtree(filepath)
+            os.replace(tmp_path, filepath)
+        trainer.strategy.barrier()
+        self._last_global_step_saved = trainer.global_step
+        self._last_checkpoint_saved = filepath
+        if trainer.is_global_zero:
+            for logger in trainer.loggers:
+                logger.after_save_checkpoint(proxy(self))
+
+
 def _share_log_version(loggers: Any) -> None:
     """Loggers configured with the same directory (by default TensorBoard and CSV) write into the same version
     directory, `<save_dir>/<name>/version_<n>` (with the checkpoints), instead of each counting versions alone."""
@@ -289,8 +360,11 @@ def _check_data_paths(data: Optional[Namespace]) -> None:
     init_args = data.get("init_args") if isinstance(data, Namespace) else None
     if init_args is None:
         return
+    if "source" in init_args and init_args.source is None and init_args.get("data_files") is None:
+        raise ValueError("--data.source is missing: give a 🤗 hub id or a local file or directory of data")
     if init_args.get("source") is not None:
         check_source(init_args.source, name="data.source")
+        check_text_files(local_text_files(init_args.source, init_args.get("config_name")))
     if init_args.get("tokenizer") not in (None, PERCEIVER_BYTES):
         check_source(init_args.tokenizer, name="data.tokenizer")
     if init_args.get("data_files") is not None:

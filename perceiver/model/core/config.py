@@ -53,6 +53,9 @@ class EncoderConfig:
     init_scale: float = 0.02
     freeze: bool = False
 
+    def __post_init__(self):
+        validate_config(self)
+
     def base_kwargs(self, exclude=("freeze",)) -> Dict[str, Any]:
         """perceiver-io 0.11: the `EncoderConfig` fields (of a subclass instance) as a dict, without `exclude`."""
         return _base_kwargs(self, EncoderConfig, exclude)
@@ -82,6 +85,9 @@ class DecoderConfig:
     dropout: float = 0.0
     init_scale: float = 0.02
     freeze: bool = False
+
+    def __post_init__(self):
+        validate_config(self)
 
     def base_kwargs(self, exclude=("freeze",)) -> Dict[str, Any]:
         """perceiver-io 0.11: the `DecoderConfig` fields (of a subclass instance) as a dict, without `exclude`."""
@@ -122,6 +128,9 @@ class PerceiverIOConfig:
     activation_checkpointing: bool = False
     activation_offloading: bool = False
 
+    def __post_init__(self):
+        validate_config(self)
+
     def __class_getitem__(cls, item: Any) -> type:
         # perceiver-io 0.11 made this class generic: PerceiverIOConfig[TextEncoderConfig, TextDecoderConfig]
         return cls
@@ -161,6 +170,9 @@ class PerceiverARConfig:
     activation_checkpointing: bool = False
     activation_offloading: bool = False
 
+    def __post_init__(self):
+        validate_config(self)
+
 
 def _base_kwargs(config: Any, base_class: type, exclude: Tuple[str, ...]) -> Dict[str, Any]:
     names = {f.name for f in dataclasses.fields(base_class)} - set(exclude)
@@ -187,9 +199,91 @@ def config_from_dict(cls: Type[C], values: Dict[str, Any]) -> C:
     kwargs = {}
     for name, value in values.items():
         field_type = hints[name]
-        if dataclasses.is_dataclass(field_type) and isinstance(value, dict):
+        if dataclasses.is_dataclass(field_type):
+            if not isinstance(value, dict):
+                raise TypeError(f"{cls.__name__}.{name} must be a dict of {field_type.__name__} fields, got {value!r}")
             value = config_from_dict(field_type, value)
-        elif field_type in (tuple, typing.Tuple) or typing.get_origin(field_type) is tuple:
+        elif _is_tuple_type(_strip_optional(field_type)) and isinstance(value, list):
             value = tuple(value)
         kwargs[name] = value
-    return cls(**kwargs)
+    config = cls(**kwargs)
+    validate_config(config)
+    return config
+
+
+# lower bounds that differ from 1 (the bound of all other int fields named num_*, max_*, *_channels, *_factor and
+# vocab_size); -1 rotary layers means all layers
+_LOWER_BOUNDS = {"num_self_attention_rotary_layers": -1}
+
+
+def validate_config(config: Any) -> None:
+    """Raises a TypeError or ValueError naming the field, the value and what is allowed, for fields of config
+    dataclass `config` whose value has the wrong type (e.g. `"8"` for an int, None for a nested config) or lies
+    outside its range (counts and sizes >= 1, dropout in [0, 1), `init_scale` > 0)."""
+    cls_name = type(config).__name__
+    for f in dataclasses.fields(config):
+        field_type = typing.get_type_hints(type(config))[f.name]
+        value = getattr(config, f.name)
+        where = f"{cls_name}.{f.name}={value!r}"
+        if not _type_matches(value, field_type):
+            raise TypeError(f"{where} must be of type {_type_name(field_type)}, got {type(value).__name__}")
+        if isinstance(value, bool) or value is None:
+            continue
+        name = f.name
+        if isinstance(value, int) and (
+            name.startswith(("num_", "max_")) or name.endswith(("_channels", "_factor")) or name == "vocab_size"
+        ):
+            low = _LOWER_BOUNDS.get(name, 1)
+            if value < low:
+                raise ValueError(f"{where} is out of range, allowed is >= {low}")
+        elif isinstance(value, float) and "dropout" in name and not 0.0 <= value < 1.0:
+            raise ValueError(f"{where} is out of range, allowed is [0, 1)")
+        elif name in ("init_scale", "rescale_factor") and not value > 0:
+            raise ValueError(f"{where} is out of range, allowed is > 0")
+        elif name.endswith("image_shape") or name == "max_resolution":
+            if any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in value):
+                raise ValueError(f"{where} must hold positive ints")
+
+
+def _strip_optional(tp: Any) -> Any:
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) is typing.Union and type(None) in args and len(args) == 2:
+        return next(a for a in args if a is not type(None))
+    return tp
+
+
+def _is_tuple_type(tp: Any) -> bool:
+    return tp in (tuple, typing.Tuple) or typing.get_origin(tp) is tuple
+
+
+def _type_matches(value: Any, tp: Any) -> bool:
+    if tp is Any:
+        return True
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is typing.Union:
+        return any(_type_matches(value, a) for a in args)
+    if tp is type(None):
+        return value is None
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is str:
+        return isinstance(value, str)
+    if _is_tuple_type(tp):
+        if not isinstance(value, (tuple, list)):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_type_matches(v, args[0]) for v in value)
+        return not args or (len(args) == len(value) and all(_type_matches(v, a) for v, a in zip(value, args)))
+    if dataclasses.is_dataclass(tp):
+        return isinstance(value, tp)
+    if isinstance(tp, type):
+        return isinstance(value, tp)
+    return True  # types this check does not know
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")

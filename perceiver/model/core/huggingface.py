@@ -1,11 +1,10 @@
 """Shared base classes of the 🤗 wrappers: a config holding the backend config dict, a model holding the backend."""
 
 import contextlib
+import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Dict, Iterator, Optional, Type, Union
+from typing import Any, Callable, ClassVar, Dict, Iterator, Optional, Sequence, Type, Union
 
 import torch.nn as nn
 from transformers import (
@@ -19,6 +18,8 @@ from transformers import (
 
 from perceiver.model.core.config import config_from_dict, config_to_dict
 from perceiver.model.core.position import check_computed_buffers
+from perceiver.model.core.saving import GENERATED_CARD_MARK, AtomicSave
+from perceiver.model.core.weights import corrupt_weights_error, find_corrupt_weights
 
 
 class PerceiverBackendConfig(PretrainedConfig):
@@ -78,7 +79,15 @@ class PerceiverBackendModel(PreTrainedModel):
     @classmethod
     def from_pretrained(cls, *args, **kwargs):
         """As `PreTrainedModel.from_pretrained`, and checks persisted position encodings against the config."""
-        model = super().from_pretrained(*args, **kwargs)
+        try:
+            model = super().from_pretrained(*args, **kwargs)
+        except Exception as e:
+            # safetensors' errors do not name the file (e.g. "incomplete metadata" for a truncated download)
+            if type(e).__name__ != "SafetensorError":
+                raise
+            location = args[0] if args else kwargs.get("pretrained_model_name_or_path")
+            bad = find_corrupt_weights(location) if location is not None and os.path.isdir(location) else None
+            raise corrupt_weights_error(bad or location, e) from e
         check_computed_buffers(model.backend_model)
         return model
 
@@ -113,10 +122,111 @@ class PerceiverBackendModel(PreTrainedModel):
     def is_gradient_checkpointing(self) -> bool:
         return self.is_activation_checkpointing
 
-    def save_pretrained(self, save_directory: Union[str, os.PathLike], **kwargs) -> None:
-        """As `PreTrainedModel.save_pretrained`, but a failed save leaves no half-written `save_directory`."""
-        with atomic_directory(save_directory) as tmp_dir:
-            super().save_pretrained(tmp_dir, **kwargs)
+    def save_pretrained(self, save_directory: Union[str, os.PathLike], push_to_hub: bool = False, **kwargs) -> None:
+        """As `PreTrainedModel.save_pretrained`, but all or nothing: `save_directory` holds exactly the previous
+        model or exactly this one, also when the process is killed (see `perceiver.model.core.saving`). Files of
+        the previous model that this one lacks (e.g. single-file weights replaced by shards) are removed, files
+        the user put there are kept. A model card (README.md) is written unless the user has one.
+
+        With `push_to_hub=True` the saved directory is uploaded to `repo_id` (default: the name of
+        `save_directory`), with `commit_message`, `private`, `token`, `create_pr` as in transformers.
+        """
+        hub = _pop_hub_kwargs(kwargs) if push_to_hub else None
+        token = kwargs.pop("token", None)
+        if hub is not None:
+            hub["token"] = token
+        active = _ACTIVE_SAVES.get(Path(os.path.abspath(save_directory)))
+        if active is None:
+            with atomic_directory(save_directory) as tmp_dir:
+                self.save_pretrained(tmp_dir, push_to_hub=push_to_hub, **(hub or {}), **kwargs)
+            return
+        # writing into the temporary directory of an atomic save: the upload waits until the save is complete
+        PreTrainedModel.save_pretrained(self, save_directory, **kwargs)
+        active.model = self
+        if hub is not None:
+            active.hub = hub
+
+
+PIPELINE_TAGS = {
+    "perceiver-io-masked-language-model": "fill-mask",
+    "perceiver-io-text-classifier": "text-classification",
+    "perceiver-ar-causal-language-model": "text-generation",
+    "perceiver-io-image-classifier": "image-classification",
+}
+"""Hub pipeline tags of the model types (optical flow and symbolic audio have no hub tag: "other")."""
+
+_HUB_KWARGS = ("repo_id", "commit_message", "commit_description", "private", "create_pr", "revision")
+_ACTIVE_SAVES: Dict[Path, AtomicSave] = {}
+
+
+def _pop_hub_kwargs(kwargs: Dict[str, Any]) -> Dict[str, Any]:
+    return {name: kwargs.pop(name) for name in _HUB_KWARGS if name in kwargs}
+
+
+def model_card(model: PreTrainedModel, base_model: Optional[str] = None, details: Sequence[str] = ()) -> str:
+    """A model card (README.md with hub metadata) of `model`: library, pipeline tag, source model and `details`
+    (lines on how it was converted or trained)."""
+    model_type = model.config.model_type
+    meta = [
+        "library_name: perceiver-io",
+        f"pipeline_tag: {PIPELINE_TAGS.get(model_type, 'other')}",
+        "tags:",
+        "- perceiver-io",
+        f"- {model_type}",
+    ]
+    if base_model is not None:
+        meta.append(f"base_model: {base_model}")
+    cls = type(model)
+    package = cls.__module__.rsplit(".", 1)[0]
+    num_params = sum(p.numel() for p in model.parameters())
+    lines = ["---", *meta, "---", GENERATED_CARD_MARK, "", f"# {cls.__name__}", ""]
+    lines += [
+        f"A `{cls.__name__}` (model type `{model_type}`, {num_params:,} parameters) of the "
+        "[perceiver-io](https://github.com/krasserm/perceiver-io) library.",
+        "",
+        "```python",
+        f"from {package} import {cls.__name__}",
+        "",
+        f'model = {cls.__name__}.from_pretrained("<this repository or directory>")',
+        "```",
+        "",
+    ]
+    if details:
+        lines += ["## How it was made", "", *[f"- {d}" for d in details], ""]
+    lines += ["## Configuration", "", "```json", json.dumps(model.config.model_config, indent=2), "```", ""]
+    return "\n".join(lines)
+
+
+def _is_hub_id(name: str) -> bool:
+    return not os.path.exists(os.path.expanduser(name)) and name.count("/") == 1 and not name.startswith((".", "/"))
+
+
+def source_details(source_repo_id: str) -> Dict[str, Any]:
+    """Model card arguments of a model converted from `source_repo_id` (hub id or local directory)."""
+    if _is_hub_id(source_repo_id):
+        return {"base_model": source_repo_id, "details": [f"Converted from `{source_repo_id}` (transformers)."]}
+    name = Path(source_repo_id).name
+    return {"details": [f"Converted from a transformers Perceiver model in local directory `{name}`."]}
+
+
+def _push(save: AtomicSave, model: PreTrainedModel, hub: Dict[str, Any], uploaded: Sequence[str]) -> None:
+    from transformers.utils.hub import hf_api
+
+    token = hub.get("token")
+    repo_id = hub.get("repo_id") or save.save_dir.name
+    repo_id = hf_api().create_repo(repo_id, exist_ok=True, private=hub.get("private"), token=token).repo_id
+    # only the model's files (and its card) go up, not the user's other files nor the manifest
+    skip = {p.name: float("inf") for p in save.save_dir.iterdir() if p.name not in uploaded}
+    model._upload_modified_files(
+        str(save.save_dir),
+        repo_id,
+        skip,
+        commit_message=hub.get("commit_message"),
+        token=token,
+        create_pr=hub.get("create_pr", False),
+        revision=hub.get("revision"),
+        commit_description=hub.get("commit_description"),
+    )
 
 
 def set_activation_checkpointing(backend_model: nn.Module, enable: bool) -> None:
@@ -175,7 +285,10 @@ def convert_lightning_checkpoint(
             generation_token_ids = special_token_ids(preprocessor)
         for name, token_id in generation_token_ids.items():
             setattr(model.generation_config, name, token_id)
-    with atomic_directory(save_dir) as tmp_dir:
+    details = [f"Converted from Lightning checkpoint `{Path(str(ckpt_url)).name}` of `{lit_model_class.__name__}`."]
+    if isinstance(preprocessor, PreTrainedTokenizerBase):
+        details.append(f"Tokenizer: `{type(preprocessor).__name__}` (`{preprocessor.name_or_path or 'UTF-8 bytes'}`).")
+    with atomic_directory(save_dir, details=details) as tmp_dir:
         model.save_pretrained(tmp_dir, **save_kwargs)
         if preprocessor is not None:
             preprocessor.save_pretrained(tmp_dir)
@@ -196,21 +309,31 @@ def register_auto_class(config_class: Type[PerceiverBackendConfig], model_class:
 
 
 @contextlib.contextmanager
-def atomic_directory(save_dir: Union[str, os.PathLike]) -> Iterator[Path]:
-    """Yields a temporary directory next to `save_dir` that replaces `save_dir` only if the block succeeds.
+def atomic_directory(
+    save_dir: Union[str, os.PathLike], base_model: Optional[str] = None, details: Sequence[str] = ()
+) -> Iterator[Path]:
+    """Yields a temporary directory next to `save_dir` that replaces `save_dir` in one atomic switch if the block
+    succeeds (nothing changes if it fails or the process is killed).
 
-    Files of an existing `save_dir` are kept unless the new directory has a file of the same name.
+    Files of the previous model in `save_dir` are removed, other files are kept (see `perceiver.model.core.saving`).
+    A model saved into the temporary directory with `save_pretrained` gets a model card (with `base_model` and
+    `details`) unless the block or the user wrote a README.md, and is uploaded after the switch if it was saved with
+    `push_to_hub=True`.
     """
-    save_dir = Path(save_dir)
-    save_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{save_dir.name}.", dir=save_dir.parent))
+    save = AtomicSave(save_dir)
+    save.model, save.hub = None, None
+    _ACTIVE_SAVES[save.tmp_dir] = save
     try:
-        yield tmp_dir
-        save_dir.mkdir(exist_ok=True)
-        for item in tmp_dir.iterdir():
-            target = save_dir / item.name
-            if target.is_dir() and not target.is_symlink():
-                shutil.rmtree(target)
-            os.replace(item, target)
+        yield save.tmp_dir
+        _ACTIVE_SAVES.pop(save.tmp_dir, None)
+        user_files = save.user_files()
+        if save.model is not None and not (save.tmp_dir / "README.md").exists() and "README.md" not in user_files:
+            card = model_card(save.model, base_model, details)
+            (save.tmp_dir / "README.md").write_text(card, encoding="utf-8")
+        uploaded = [p.name for p in save.tmp_dir.iterdir()]
+        save.commit()
     finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
+        _ACTIVE_SAVES.pop(save.tmp_dir, None)
+        save.discard()
+    if save.hub is not None:
+        _push(save, save.model, save.hub, uploaded + ["README.md"])

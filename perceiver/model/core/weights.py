@@ -45,6 +45,29 @@ def load_backend_state_dict(
     if checkpoint.is_checkpoint_path(path_or_repo_id):
         ckpt = checkpoint.read_checkpoint(path_or_repo_id, expected_config=expected_config)
         return checkpoint.backend_state_dict(ckpt, prefix)
-    state_dict = load_file(str(resolve_model_file(path_or_repo_id)))
+    path = resolve_model_file(path_or_repo_id)
+    try:
+        state_dict = load_file(str(path))
+    except Exception as e:  # safetensors raises its own SafetensorError (no subclass of OSError or ValueError)
+        raise corrupt_weights_error(path, e) from e
     full_prefix = BACKEND_PREFIX + prefix
     return {k[len(full_prefix) :]: v for k, v in state_dict.items() if k.startswith(full_prefix)}
+
+
+def corrupt_weights_error(path: Union[str, os.PathLike], cause: BaseException) -> ValueError:
+    """The error for weights file `path` that cannot be read (truncated, corrupt, not safetensors)."""
+    return ValueError(f"weights file {str(path)!r} is truncated or corrupt ({cause}); save or download it again")
+
+
+def find_corrupt_weights(directory: Union[str, os.PathLike]) -> Optional[Path]:
+    """The first safetensors file in `directory` whose header or size is broken, or None."""
+    from safetensors import safe_open
+
+    for path in sorted(Path(directory).glob("*.safetensors")):
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                for key in f.keys():
+                    f.get_slice(key)
+        except Exception:
+            return path
+    return None

@@ -16,6 +16,7 @@ from perceiver.model.core.huggingface import (
     register_auto_class,
 )
 from perceiver.model.core.utils import pad_mask_from
+from perceiver.model.core.validation import check_input_ids, check_labels
 from perceiver.model.text.classifier.backend import TextClassifier, TextClassifierConfig
 
 
@@ -39,8 +40,11 @@ class PerceiverTextClassifier(PerceiverBackendModel):
         return_dict: Optional[bool] = None,
         **kwargs,
     ) -> SequenceClassifierOutput:
+        check_input_ids(input_ids)
         pad_mask = pad_mask_from(attention_mask)
         logits = self.backend_model(input_ids, pad_mask=pad_mask)
+        if labels is not None:
+            check_labels(labels, input_ids.shape[:1], logits.shape[-1])
         loss = None if labels is None else F.cross_entropy(logits, labels)
         return SequenceClassifierOutput(loss=loss, logits=logits)
 

@@ -23,6 +23,7 @@ from perceiver.model.core.huggingface import (
 from perceiver.model.core.loss import token_cross_entropy
 from perceiver.model.core.perceiver_ar import CausalSequenceModel, check_latents, latent_targets
 from perceiver.model.core.utils import check_token_ids, pad_mask_from
+from perceiver.model.core.validation import check_input_ids, check_labels
 from perceiver.model.text.clm.backend import CausalLanguageModel, CausalLanguageModelConfig
 
 
@@ -116,6 +117,7 @@ class PerceiverCausalSequenceModel(PerceiverBackendModel, GenerationMixin):
         :param cache: a `PerceiverARCache`, updated in place; created when `use_cache` is True and none is given.
         :param labels: `(b, n)` aligned with `input_ids` (shifted inside; -100 = ignore). The loss covers the latents.
         """
+        check_input_ids(input_ids)
         if cache is not None and not isinstance(cache, PerceiverARCache):
             raise TypeError(f"cache must be a PerceiverARCache, got {type(cache).__name__}")
         if cache is None and use_cache:
@@ -128,8 +130,7 @@ class PerceiverCausalSequenceModel(PerceiverBackendModel, GenerationMixin):
         logits = self.backend_model(input_ids, prefix_len=prefix_len, pad_mask=pad_mask, kv_cache=kv_cache)
         loss = None
         if labels is not None:
-            if labels.shape != input_ids.shape:
-                raise ValueError(f"labels has shape {tuple(labels.shape)}, expected {tuple(input_ids.shape)}")
+            check_labels(labels, input_ids.shape, logits.shape[-1], allow_ignore=True)
             loss = token_cross_entropy(logits, latent_targets(labels, logits.shape[1]))
         return CausalLMOutputWithPast(loss=loss, logits=logits, cache=cache)
 
@@ -143,6 +144,7 @@ class PerceiverCausalSequenceModel(PerceiverBackendModel, GenerationMixin):
         input_ids = inputs if inputs is not None else kwargs.get("input_ids")
         if input_ids is None:
             raise ValueError("input_ids (or inputs) must be given: Perceiver AR generates from a prompt")
+        check_input_ids(input_ids)
         check_token_ids("input_ids", input_ids, self.backend_model.config.vocab_size)
         model = self.backend_model
         check_latents(num_latents, input_ids.shape[-1], model.max_latents, model.max_prefix_len)

@@ -22,9 +22,11 @@ from perceiver.model.core.huggingface import (
     convert_lightning_checkpoint,
     load_tokenizer,
     register_auto_class,
+    source_details,
 )
 from perceiver.model.core.loss import token_cross_entropy
 from perceiver.model.core.utils import pad_mask_from
+from perceiver.model.core.validation import check_input_ids, check_labels
 from perceiver.model.text.common import TextEncoderConfig
 from perceiver.model.text.mlm.backend import MaskedLanguageModel, MaskedLanguageModelConfig, TextDecoderConfig
 
@@ -51,8 +53,11 @@ class PerceiverMaskedLanguageModel(PerceiverBackendModel):
         return_dict: Optional[bool] = None,
         **kwargs,
     ) -> MaskedLMOutput:
+        check_input_ids(input_ids)
         pad_mask = pad_mask_from(attention_mask)
         logits = self.backend_model(input_ids, pad_mask=pad_mask)
+        if labels is not None:
+            check_labels(labels, input_ids.shape, logits.shape[-1], allow_ignore=True)
         loss = None if labels is None else token_cross_entropy(logits, labels)
         return MaskedLMOutput(loss=loss, logits=logits)
 
@@ -137,7 +142,7 @@ def convert_model(save_dir: Union[str, os.PathLike], source_repo_id: str = "deep
     copy_weights(source, model.backend_model)
     tokenizer = _load_tokenizer(source_repo_id)
     model.config.tokenizer_class = type(tokenizer).__name__
-    with atomic_directory(save_dir) as tmp_dir:
+    with atomic_directory(save_dir, **source_details(source_repo_id)) as tmp_dir:
         model.save_pretrained(tmp_dir, **kwargs)
         tokenizer.save_pretrained(tmp_dir)
     logger.info("converted %s into %s", source_repo_id, save_dir)

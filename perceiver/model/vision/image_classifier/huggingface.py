@@ -17,8 +17,10 @@ from perceiver.model.core.huggingface import (
     atomic_directory,
     convert_lightning_checkpoint,
     register_auto_class,
+    source_details,
 )
 from perceiver.model.core.loss import token_cross_entropy
+from perceiver.model.core.validation import check_labels, check_pixel_values
 from perceiver.model.vision.image_classifier.backend import (
     ClassificationDecoderConfig,
     ImageClassifier,
@@ -80,7 +82,14 @@ class PerceiverImageClassifier(PerceiverBackendModel):
         """`inputs` is perceiver-io 0.11's name of `pixel_values`."""
         if (pixel_values is None) == (inputs is None):
             raise ValueError("pass exactly one of pixel_values and inputs (its old name)")
-        logits = self.backend_model(pixel_values if inputs is None else inputs)
+        name = "pixel_values" if inputs is None else "inputs"
+        x = check_pixel_values(
+            pixel_values if inputs is None else inputs, "(batch, height, width, channels)", name=name
+        )
+        # shapes: checked by the backend, whose message names the image shape the model takes
+        logits = self.backend_model(x)
+        if labels is not None:
+            check_labels(labels, x.shape[:1], logits.shape[-1])
         loss = None if labels is None else token_cross_entropy(logits, labels.to(logits.device))
         return ImageClassifierOutput(loss=loss, logits=logits)
 
@@ -238,7 +247,7 @@ def convert_model(
             size={"height": height, "width": width},
             crop_size={"height": round(height * 256 / 224), "width": round(width * 256 / 224)},
         )
-    with atomic_directory(save_dir) as tmp_dir:
+    with atomic_directory(save_dir, **source_details(source_repo_id)) as tmp_dir:
         model.save_pretrained(tmp_dir, **kwargs)
         image_processor.save_pretrained(tmp_dir)
     logger.info("converted %s into %s", source_repo_id, save_dir)

@@ -11,7 +11,13 @@ from transformers.modeling_outputs import ModelOutput
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from perceiver.model.core.convert import copy_cross_attention_layer, copy_self_attention_layer, load_source_model
-from perceiver.model.core.huggingface import PerceiverBackendConfig, PerceiverBackendModel, register_auto_class
+from perceiver.model.core.huggingface import (
+    PerceiverBackendConfig,
+    PerceiverBackendModel,
+    atomic_directory,
+    register_auto_class,
+    source_details,
+)
 from perceiver.model.vision.optical_flow.backend import (
     OpticalFlow,
     OpticalFlowConfig,
@@ -129,6 +135,7 @@ def convert_model(
     source = load_source_model(source_repo_id, "PerceiverForOpticalFlow")
     model = OpticalFlowPerceiver(OpticalFlowPerceiverConfig(convert_config(source.config)))
     copy_weights(source, model.backend_model)
-    model.save_pretrained(save_dir, **kwargs)
+    with atomic_directory(save_dir, **source_details(source_repo_id)) as tmp_dir:
+        model.save_pretrained(tmp_dir, **kwargs)
     logger.info("converted %s into %s", source_repo_id, save_dir)
     return model
