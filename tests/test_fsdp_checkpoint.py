@@ -15,7 +15,8 @@ import torch
 import torch.multiprocessing as mp
 from transformers import AutoModelForCausalLM
 
-from perceiver.model.core.lightning import is_sharded_checkpoint, load_sharded_checkpoint
+from perceiver.model.core.checkpoint import is_sharded_checkpoint
+from perceiver.model.core.lightning import load_sharded_checkpoint
 from perceiver.model.text import clm
 
 HPARAMS = dict(
