@@ -20,7 +20,7 @@ def deprecated_aliases(module_name: str, aliases: Dict[str, Tuple[str, str]]) ->
             raise AttributeError(f"module {module_name!r} has no attribute {name!r}")
         new_spelling, target = aliases[name]
         warnings.warn(
-            f"{module_name}.{name} is deprecated (perceiver-io 0.11 name), use {new_spelling}",
+            f"{module_name}.{name} is deprecated, use {new_spelling} (a perceiver-io 0.11 name)",
             DeprecationWarning,
             stacklevel=2,
         )

@@ -9,12 +9,14 @@ import pytest
 
 import perceiver.scripts
 
-# the training scripts: modules of perceiver.scripts with a `main`
-SCRIPTS = sorted(
+# the scripts: modules of perceiver.scripts with a `main`; the preprocessing scripts are no training scripts
+ALL_SCRIPTS = sorted(
     info.name
     for info in pkgutil.walk_packages(perceiver.scripts.__path__, "perceiver.scripts.")
     if not info.ispkg and hasattr(importlib.import_module(info.name), "main")
 )
+PREPROC_SCRIPTS = [name for name in ALL_SCRIPTS if name.endswith(".preproc")]
+SCRIPTS = [name for name in ALL_SCRIPTS if name not in PREPROC_SCRIPTS]
 
 
 def help_text(capsys, script: str, *args: str) -> str:
@@ -53,6 +55,15 @@ def test_every_option_has_a_description(capsys, script):
     missing = sorted(option for option, description in descriptions.items() if not description)
     assert not missing, f"{script} fit --help: no description for {missing}"
     assert "lacks type and help" not in text
+
+
+@pytest.mark.parametrize("script", PREPROC_SCRIPTS)
+def test_every_preprocessing_option_has_a_description(capsys, script):
+    subcommand = ["wikitext"] if script == "perceiver.scripts.text.preproc" else []  # its datasets are subcommands
+    descriptions = option_descriptions(help_text(capsys, script, *subcommand))
+    assert "-h" in descriptions and "--max_seq_len" in descriptions
+    missing = sorted(option for option, description in descriptions.items() if not description)
+    assert not missing, f"{script} --help: no description for {missing}"
 
 
 DATA_MODULES = (

@@ -15,7 +15,7 @@ import torch
 import torch.multiprocessing as mp
 from transformers import AutoModelForCausalLM
 
-from perceiver.model.core.checkpoint import is_sharded_checkpoint
+from perceiver.model.core.checkpoint import TASK_KEY, is_sharded_checkpoint
 from perceiver.model.core.lightning import load_sharded_checkpoint
 from perceiver.model.text import clm
 
@@ -135,7 +135,8 @@ class Exploit:
 def test_sharded_checkpoint_metadata_is_not_unpickled_blindly(tmp_path):
     path = tmp_path / "last.ckpt"
     path.mkdir()
-    torch.save({"hyper_parameters": HPARAMS}, path / "meta.pt")
+    # meta.pt as this library writes it (with its task), a malicious .metadata beside it
+    torch.save({"hyper_parameters": HPARAMS, TASK_KEY: "CausalLanguageModelConfig"}, path / "meta.pt")
     (path / ".metadata").write_bytes(pickle.dumps(Exploit()))
     with pytest.raises(pickle.UnpicklingError, match="posix.system|os.system|nt.system"):
         load_sharded_checkpoint(clm.LitCausalLanguageModel, path)

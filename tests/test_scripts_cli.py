@@ -210,7 +210,8 @@ def test_optimizer_lr_is_the_one_applied_and_recorded(capsys, mlm_config):
         cli = mlm.MaskedLanguageModelCLI(
             mlm.LitMaskedLanguageModel, mlm.TextDataModule, args=["--config", mlm_config, *args], run=False
         )
-        return cli.model.hparams, cli.model.configure_optimizers()
+        optimizers = cli.model.configure_optimizers()  # with the default scheduler: {"optimizer": ..., ...}
+        return cli.model.hparams, optimizers["optimizer"] if isinstance(optimizers, dict) else optimizers
 
     # the optimizer's values are recorded as the model's (hparams.yaml, TensorBoard), not the unused defaults
     hparams, optimizer = build("--optimizer=AdamW", "--optimizer.lr=0.003", "--optimizer.weight_decay=0.2")

@@ -26,7 +26,7 @@ import shutil
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Type
+from typing import Any, Dict, List, Optional, Sequence, Type
 from weakref import proxy
 
 from datasets.exceptions import DatasetNotFoundError
@@ -99,9 +99,26 @@ class CLI(LightningCLI):
             seed_everything_default=0,
             auto_configure_optimizers=True,
             parser_kwargs={"description": type(self).__doc__},
-            args=args,
+            args=self._with_default_data(sys.argv[1:] if args is None else list(args)),
             run=run,
         )
+
+    def _with_default_data(self, args: List[str]) -> List[str]:
+        """`args` with `--data=<data_default>` after the subcommand when neither the command line nor a `--config`
+        file selects a data module. (A parser default would not do: jsonargparse carries the default class's
+        arguments, e.g. its hub `source`, over to a data module selected with `--data=...`.)"""
+        subcommand = next((i for i, a in enumerate(args) if a in self.subcommands()), None)
+        if self.data_default is None or subcommand is None:
+            return args
+        if any(a == "--data" or a.startswith("--data=") for a in args):
+            return args
+        for i, arg in enumerate(args):
+            path = arg.split("=", 1)[1] if arg.startswith("--config=") else None
+            if arg in ("--config", "-c") and i + 1 < len(args):
+                path = args[i + 1]
+            if path is not None and _config_selects_data(path):
+                return args
+        return [*args[: subcommand + 1], f"--data={self.data_default}", *args[subcommand + 1 :]]
 
     @staticmethod
     def subcommands() -> Dict[str, set]:
@@ -124,8 +141,6 @@ class CLI(LightningCLI):
                 **self.model_defaults,
             }
         )
-        if self.data_default is not None:
-            parser.set_defaults({"data": {"class_path": self.data_default}})
         for source, target, *compute_fn in self.links:
             parser.link_arguments(source, target, *compute_fn, apply_on="instantiate")
 
@@ -375,3 +390,14 @@ def _fail(message: str) -> None:
     """Exits with a one-line error (no traceback), as for other invalid arguments."""
     print(f"error: {message}", file=sys.stderr)
     sys.exit(2)
+
+
+def _config_selects_data(path: str) -> bool:
+    """Whether the YAML config file `path` has a `data` section (a missing or unreadable file: the parser says so)."""
+    import yaml
+
+    try:
+        config = yaml.safe_load(Path(path).expanduser().read_text())
+    except (OSError, yaml.YAMLError):
+        return True
+    return isinstance(config, dict) and config.get("data") is not None

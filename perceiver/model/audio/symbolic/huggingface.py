@@ -3,7 +3,6 @@
 import os
 from typing import Any, Optional, Union
 
-from perceiver.data.audio.midi import PAD_TOKEN_ID
 from perceiver.model.audio.symbolic.backend import SymbolicAudioModel, SymbolicAudioModelConfig
 from perceiver.model.core.huggingface import (
     PerceiverBackendConfig,
@@ -13,6 +12,7 @@ from perceiver.model.core.huggingface import (
     special_token_ids,
 )
 from perceiver.model.text.clm.huggingface import PerceiverCausalSequenceModel
+from perceiver.processing.midi import PAD_TOKEN_ID
 
 
 class PerceiverSymbolicAudioModelConfig(PerceiverBackendConfig):
