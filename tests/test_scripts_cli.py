@@ -144,9 +144,8 @@ def fails(capsys, script, *args) -> str:
 
 
 def test_mistyped_arguments_fail_with_clear_message(capsys, mlm_config):
-    assert "unrecognized arguments: --trainer.max_stepz=3" in fails(
-        capsys, mlm, "fit", "--config", mlm_config, "--trainer.max_stepz=3"
-    )
+    err = fails(capsys, mlm, "fit", "--config", mlm_config, "--trainer.max_stepz=3")
+    assert "unrecognized arguments: --trainer.max_stepz=3" in err.lower()  # capitalized by older jsonargparse
     err = fails(capsys, mlm, "fit", "--config", mlm_config, "--data.batch_sise=3")
     assert "batch_sise" in err and "is not accepted" in err
     err = fails(capsys, mlm, "fit", "--config", mlm_config, "--lr_scheduler=CosineWithWarmup")
