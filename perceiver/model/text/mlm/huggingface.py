@@ -6,8 +6,8 @@ from typing import Optional, Union
 
 import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer, FillMaskPipeline, PerceiverTokenizer
-from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.modeling_outputs import MaskedLMOutput
+from transformers.pipelines import PIPELINE_REGISTRY
 
 from perceiver.model.core.convert import (
     attention_shape,
@@ -59,8 +59,8 @@ class PerceiverMaskedLanguageModel(PerceiverBackendModel):
         loss = None
         if labels is not None:
             if output_positions is not None:
-                index = output_positions.expand(labels.shape[0], -1) if output_positions.dim() == 1 else output_positions
-                labels = labels.gather(1, index)
+                index = output_positions
+                labels = labels.gather(1, index.expand(labels.shape[0], -1) if index.dim() == 1 else index)
             loss = token_cross_entropy(logits, labels)
         return MaskedLMOutput(loss=loss, logits=logits)
 
