@@ -23,18 +23,29 @@ class LitModel(pl.LightningModule):
 
     :param params: pretrained weights: a 🤗 model directory, safetensors file or hub id saved by this library.
     :param optimizer_init: AdamW learning rate and weight decay (the Lightning CLI's `--optimizer` overrides).
+    :param compile: compile the backend model's forward with `torch.compile` (in place: state-dict keys unchanged).
     """
 
     backend_config_class: ClassVar[type]
     backend_model_class: ClassVar[Type[nn.Module]]
 
-    def __init__(self, *args, params: Optional[str] = None, lr: float = 1e-3, weight_decay: float = 0.0, **kwargs):
+    def __init__(
+        self,
+        *args,
+        params: Optional[str] = None,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        compile: bool = False,
+        **kwargs,
+    ):
         super().__init__()
         self.save_hyperparameters()
         self.backend_model = self.backend_model_class(self.backend_config)
         if params is not None:
             self.backend_model.load_state_dict(load_backend_state_dict(params))
             check_computed_buffers(self.backend_model)
+        if compile:
+            self.backend_model.compile()
 
     @property
     def backend_config(self) -> Any:
