@@ -133,3 +133,26 @@ def test_inductor_compiled_masked_lm_equals_eager():
     compiled = torch.compile(model, fullgraph=True)
     with torch.no_grad():
         torch.testing.assert_close(compiled(*args), model(*args), atol=ATOL, rtol=0)
+
+
+def test_lightning_compile_option_keeps_state_dict_and_outputs(monkeypatch):
+    from perceiver.model.text.clm import LitCausalLanguageModel
+
+    compile_module = torch.nn.Module.compile
+    calls = []
+
+    def eager_compile(self, *args, **kwargs):
+        # dynamo tracing without inductor code generation keeps the test fast
+        calls.append(type(self).__name__)
+        return compile_module(self, *args, **{**kwargs, "backend": "eager", "fullgraph": True})
+
+    monkeypatch.setattr(torch.nn.Module, "compile", eager_compile)
+    model, (x, prefix_len, pad_mask) = causal_lm()
+    torch._dynamo.reset()
+    lit = LitCausalLanguageModel.create(model.config, compile=True).eval()
+    plain = LitCausalLanguageModel.create(model.config).eval()
+    assert calls == ["CausalLanguageModel"]
+    assert list(lit.state_dict()) == list(plain.state_dict())  # compiled in place: no `_orig_mod.` keys
+    plain.load_state_dict(lit.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(lit(x, prefix_len, pad_mask), plain(x, prefix_len, pad_mask), atol=ATOL, rtol=0)
