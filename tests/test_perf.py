@@ -26,31 +26,40 @@ def plain(module: torch.nn.Module, fused: bool) -> None:
 
 
 @pytest.mark.parametrize("bias", [True, False])
-def test_fused_projections_equal_plain(bias):
+def test_fused_projections_equal_plain(bias, monkeypatch):
     torch.manual_seed(0)
     self_attn = SelfAttentionLayer(num_heads=2, num_channels=16, num_qk_channels=8, num_v_channels=12, qkv_bias=bias)
     cross_attn = CrossAttentionLayer(2, 16, 10, num_qk_channels=8, num_v_channels=12, qkv_bias=bias)
-    x, x_kv = torch.randn(2, 5, 16), torch.randn(2, 7, 10)
-    for layer, args in ((self_attn, (x,)), (cross_attn, (x, x_kv))):
+    x, x_kv = torch.randn(2, 40, 16), torch.randn(2, 50, 10)  # >= min_fused_rows rows
+    linear = torch.nn.functional.linear
+    widths = []
+
+    def recording(input, weight, bias=None):
+        widths.append(weight.shape[0])
+        return linear(input, weight, bias)
+
+    monkeypatch.setattr(torch.nn.functional, "linear", recording)
+    for layer, args, fused_width in ((self_attn, (x,), 8 + 8 + 12), (cross_attn, (x, x_kv), 8 + 12)):
         layer.eval()
         with torch.no_grad():
             plain(layer, False)
             expected = layer(*args)
+            assert fused_width not in widths
             plain(layer, True)
             fused = layer(*args)
+        assert fused_width in widths, "the fused path did not run"
         torch.testing.assert_close(fused, expected, atol=ATOL, rtol=0)
-        assert layer.attention._fused_weights, "the fused path did not run"
 
 
-def test_fused_weights_follow_weight_updates_and_state_dict_keeps_0_11_layout():
+def test_fused_projections_follow_weight_updates_and_state_dict_keeps_0_11_layout():
     layer = SelfAttentionLayer(num_heads=2, num_channels=8).eval()
     keys = set(layer.state_dict())
     assert {"0.module.attention.q_proj.weight", "0.module.attention.k_proj.weight"} <= keys
     assert not any("qkv" in k or "fused" in k for k in keys)
-    x = torch.randn(1, 3, 8)
+    x = torch.randn(1, 70, 8)
     with torch.no_grad():
         before = layer(x)
-        layer.attention.v_proj.weight.mul_(2.0)  # in place: the fused copy must be rebuilt
+        layer.attention.v_proj.weight.data.mul_(2.0)  # an update that leaves no trace in the version counter
         after = layer(x)
         plain(layer, False)
         torch.testing.assert_close(after, layer(x), atol=ATOL, rtol=0)
