@@ -120,26 +120,28 @@ def main() -> None:
         seconds = median(t)
         print(
             f"{name:30s} {n / seconds:8.1f} tokens/s  {n / seconds / gpt2_speed:5.2f}x GPT-2's tokens/s  "
-            f"{seconds / cached:5.1f}x the cached time"
+            f"{seconds / cached:5.1f}x the cached time",
+            flush=True,
         )
 
     # per-token latency of cached steps while the context fills max_seq_len and the window slides beyond it
     steps = 2 * args.max_seq_len - args.prompt_len
-    curves = {"eager": latency_curve(ours.backend_model, dev, args.prompt_len, steps)}
+    print_curve("eager", latency_curve(ours.backend_model, dev, args.prompt_len, steps), args.prompt_len)
     if args.compile:
         step = compiled(ours.backend_model)
         latency_curve(ours.backend_model, dev, args.prompt_len, 4, step)  # compilation
-        curves["compiled"] = latency_curve(ours.backend_model, dev, args.prompt_len, steps, step)
-    buckets = 8
-    size = steps // buckets
-    print(f"cached step latency (ms, median per bucket of {size} steps) by context length:")
-    for name, curve in curves.items():
-        cells = []
-        for i in range(buckets):
-            context = args.prompt_len + i * size
-            cells.append(f"{context}-{context + size}: {median(curve[i * size : (i + 1) * size]) * 1000:.2f}")
-        first, last = median(curve[:size]), median(curve[-size:])
-        print(f"  {name}: " + ", ".join(cells) + f"; last/first bucket {last / first:.2f}")
+        print_curve("compiled", latency_curve(ours.backend_model, dev, args.prompt_len, steps, step), args.prompt_len)
+
+
+def print_curve(name: str, curve: list, prompt_len: int, buckets: int = 8) -> None:
+    size = len(curve) // buckets
+    cells = []
+    for i in range(buckets):
+        context = prompt_len + i * size
+        cells.append(f"{context}-{context + size}: {median(curve[i * size : (i + 1) * size]) * 1000:.2f}")
+    first, last = median(curve[:size]), median(curve[-size:])
+    print(f"cached step latency, {name} (ms, median of {size} steps, by context length): " + ", ".join(cells))
+    print(f"  last/first bucket: {last / first:.2f}", flush=True)
 
 
 if __name__ == "__main__":
