@@ -1,9 +1,9 @@
 """Perceiver AR training step (forward, backward, AdamW) of this library vs perceiver-io 0.11 on the same config and
 weights, in one process, interleaved; model FLOPs (`torch.utils.flop_counter`) over the measured matmul peak.
 
-    python benchmarks/clm_train.py                # 8 layers, 512 channels, max_seq_len 2048, 512 latents, batch 2
-    python benchmarks/clm_train.py --quick        # a smaller model, for a smoke test
-    python benchmarks/clm_train.py --compile      # also both models under torch.compile
+    python -m benchmarks.clm_train              # 8 layers, 512 channels, max_seq_len 2048, 512 latents, batch 2
+    python -m benchmarks.clm_train --quick      # a smaller model, for a smoke test
+    python -m benchmarks.clm_train --compile    # also both models under torch.compile
 
 Each sequence has max_seq_len tokens: the last max_latents are latents (they get a loss), the rest prefix, of which
 `cross_attention_dropout` (0.5) is dropped in training. perceiver-io 0.11 is installed into /tmp/pio011 (see
