@@ -59,9 +59,14 @@ def test_fused_projections_follow_weight_updates_and_state_dict_keeps_0_11_layou
     x = torch.randn(1, 70, 8)
     with torch.no_grad():
         before = layer(x)
-        layer.attention.v_proj.weight.data.mul_(2.0)  # an update that leaves no trace in the version counter
+        layer.attention.v_proj.weight.mul_(2.0)  # in place: bumps the version counter, the fused copy is rebuilt
         after = layer(x)
+        layer.attention.k_proj.weight.data.mul_(2.0)  # no version bump (as some optimizers): train() drops the copy
+        layer.train().eval()
+        after_training = layer(x)
         plain(layer, False)
+        torch.testing.assert_close(after_training, layer(x), atol=ATOL, rtol=0)
+        layer.attention.k_proj.weight.data.div_(2.0)
         torch.testing.assert_close(after, layer(x), atol=ATOL, rtol=0)
     assert not torch.allclose(before, after)
 

@@ -4,7 +4,7 @@ Module structure and names follow perceiver-io 0.11, so that its saved state dic
 `[attention (in a Residual unless disabled), Residual(MLP)]`, an MLP is `[LayerNorm, Linear, GELU, Linear]`.
 """
 
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -154,10 +154,10 @@ class MultiHeadAttention(nn.Module):
     """Multi-head attention with separate query/key and value channel counts, boolean padding masks, optional
     right-aligned causal masking, rotary position embedding and a key/value cache.
 
-    Projections keep 0.11's separate `q_proj`, `k_proj` and `v_proj` parameters (its state-dict layout). Without
-    gradients (inference) and for at least `min_fused_rows` input rows, projections that read the same input run as
-    one GEMM over weights concatenated per call (`fused_projections`). The concatenation is not cached: optimizers
-    may update weights without a trace that a cache could check.
+    Projections keep 0.11's separate `q_proj`, `k_proj` and `v_proj` parameters (its state-dict layout). In eval mode
+    without gradients and for at least `min_fused_rows` input rows, projections that read the same input run as one
+    GEMM over concatenated weights (`fused_projections`), cached until `train()` or a change of the weights (an
+    extra copy of these weights in memory while in eval mode).
 
     :param num_qk_channels: query/key channels (all heads). Default: `num_q_input_channels`.
     :param num_v_channels: value channels (all heads). Default: `num_qk_channels`.
@@ -203,6 +203,7 @@ class MultiHeadAttention(nn.Module):
         self.k_proj = nn.Linear(num_kv_input_channels, num_qk_channels, bias=qkv_bias)
         self.v_proj = nn.Linear(num_kv_input_channels, num_v_channels, bias=qkv_bias)
         self.o_proj = nn.Linear(num_v_channels, num_output_channels, bias=out_bias)
+        self._fused_weights: Dict[str, tuple] = {}
 
     def empty_kv_cache(
         self, batch_size: int, capacity: Optional[int] = None, device=None, dtype: Optional[torch.dtype] = None
@@ -268,20 +269,37 @@ class MultiHeadAttention(nn.Module):
         """Query, key and value projections `(b, n, channels)`."""
         if (
             not self.fused_projections
+            or self.training
             or torch.is_grad_enabled()
             or torch.compiler.is_compiling()
             or x_kv.shape[:-1].numel() < self.min_fused_rows
         ):
             # training (autograd through separate GEMMs), torch.compile (which fuses on its own) and few rows
-            # (e.g. a generation step), where concatenating the weights would cost as much as the GEMMs
+            # (e.g. a generation step)
             return self.q_proj(x_q), self.k_proj(x_kv), self.v_proj(x_kv)
         sizes = [self.num_qk_channels, self.num_v_channels]
         if x_q is x_kv:
-            weight, bias = _concat(self.q_proj, self.k_proj, self.v_proj)
+            weight, bias = self._fused("qkv", (self.q_proj, self.k_proj, self.v_proj))
             return F.linear(x_q, weight, bias).split([self.num_qk_channels] + sizes, dim=-1)
-        weight, bias = _concat(self.k_proj, self.v_proj)
+        weight, bias = self._fused("kv", (self.k_proj, self.v_proj))
         k, v = F.linear(x_kv, weight, bias).split(sizes, dim=-1)
         return self.q_proj(x_q), k, v
+
+    def _fused(self, name: str, linears) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Concatenated weights of `linears`, cached in eval mode. The cache is dropped by `train()` (optimizers
+        may update weights without bumping their version counters) and rebuilt when a weight is replaced or changed
+        in place (`load_state_dict`, `to`)."""
+        params = [p for m in linears for p in (m.weight, m.bias) if p is not None]
+        key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in params)
+        cached = self._fused_weights.get(name)
+        if cached is None or cached[0] != key:
+            with torch.no_grad():
+                cached = self._fused_weights[name] = (key, *_concat(*linears))
+        return cached[1], cached[2]
+
+    def train(self, mode: bool = True) -> "MultiHeadAttention":
+        self._fused_weights.clear()
+        return super().train(mode)
 
     def _attention_mask(self, n_q: int, n_k: int, pad_mask: Optional[torch.Tensor], device: torch.device):
         """Boolean mask for SDPA (True = attend) of shape broadcastable to `(b, h, n_q, n_k)`, or `is_causal`."""
