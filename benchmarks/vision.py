@@ -5,8 +5,8 @@ deepmind/optical-flow-perceiver at 368x496), converts them with this library's `
 forward passes, interleaved, under `torch.inference_mode`. Prints seconds per forward pass and the ratio
 ours / transformers' (below 1 means faster).
 
-    python benchmarks/vision.py            # official depths, 3 timed runs each
-    python benchmarks/vision.py --quick    # same inputs and widths, shallow models, 1 timed run
+    python -m benchmarks.vision            # official depths, 3 timed runs each
+    python -m benchmarks.vision --quick    # same inputs and widths, shallow models, 1 timed run
 """
 
 import argparse
@@ -19,6 +19,7 @@ from typing import Callable, Dict, List
 import torch
 import transformers
 
+from benchmarks.common import count_flops, matmul_peak
 from perceiver.model.vision import image_classifier, optical_flow
 
 
@@ -82,9 +83,12 @@ def benchmark(name: str, source, convert: Callable, target_class, inputs_ours, i
         {"ours": lambda: ours(inputs_ours)[0], "transformers": lambda: source(inputs=inputs_theirs)[0]}, repeats
     )
     t_ours, t_theirs = (statistics.median(times[k]) for k in ("ours", "transformers"))
+    flops = count_flops(lambda: ours(inputs_ours))
+    peak = matmul_peak(torch.device("cpu"))
     print(
         f"{name:<40} ours {t_ours:7.3f} s  transformers {t_theirs:7.3f} s  ratio {t_ours / t_theirs:5.2f}  "
-        f"(max abs diff {max_diff:.1e})",
+        f"(max abs diff {max_diff:.1e}); {flops / 1e9:.1f} GFLOP, matmul peak {peak / 1e9:.1f} GFLOP/s: ours "
+        f"{flops / t_ours / peak * 100:.1f}%, transformers {flops / t_theirs / peak * 100:.1f}% of peak",
         flush=True,
     )
 

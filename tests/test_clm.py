@@ -104,7 +104,7 @@ def test_fixture_generation_without_cache_is_exact_recomputation(fixtures_dir):
         seq = out.sequences[:, : prompt.shape[1] + step][:, -backend.max_seq_len :]
         num_latents = min(4 + step, backend.max_latents)
         with torch.no_grad():
-            logits = backend(seq, seq.shape[1] - num_latents)[:, -1]
+            logits = backend(seq, seq.shape[1] - num_latents).logits[:, -1]
         torch.testing.assert_close(scores[:, step], logits, atol=ATOL, rtol=0)
     assert torch.equal(
         out.sequences[:, : prompt.shape[1] + num_phase_one], generated[:, : prompt.shape[1] + num_phase_one]
@@ -238,14 +238,14 @@ def test_prefix_dropout_only_in_training():
     pad_mask = torch.zeros(2, 20, dtype=torch.bool)
     pad_mask[1, :3] = True
     model.eval()
-    eval_logits = model(x, 12, pad_mask=pad_mask)
+    eval_logits = model(x, 12, pad_mask=pad_mask).logits
     model.train()
-    train_logits = model(x, 12, pad_mask=pad_mask)
+    train_logits = model(x, 12, pad_mask=pad_mask).logits
     assert train_logits.shape == eval_logits.shape == (2, 8, 262)
     assert not torch.allclose(train_logits, eval_logits, atol=ATOL)
     no_dropout = CausalLanguageModel(tiny_config())
     no_dropout.load_state_dict(model.state_dict())
-    torch.testing.assert_close(no_dropout.train()(x, 12, pad_mask=pad_mask), eval_logits)
+    torch.testing.assert_close(no_dropout.train()(x, 12, pad_mask=pad_mask).logits, eval_logits)
 
 
 def test_prefix_dropout_keeps_positions_of_kept_tokens(monkeypatch):
@@ -256,7 +256,7 @@ def test_prefix_dropout_keeps_positions_of_kept_tokens(monkeypatch):
     scores = torch.rand(1, 12)
     monkeypatch.setattr(torch, "rand", lambda *args, **kwargs: scores)
     model.train()
-    dropped = model(x, 12)
+    dropped = model(x, 12).logits
     keep = scores.topk(6, dim=1).indices
     pad_mask = torch.ones(1, 20, dtype=torch.bool)
     pad_mask[:, 12:] = False
@@ -269,7 +269,7 @@ def test_prefix_dropout_keeps_positions_of_kept_tokens(monkeypatch):
         return embed_positions(tokens, abs_pos=torch.arange(20).unsqueeze(0))
 
     monkeypatch.setattr(model.input_adapter, "forward", unshifted)
-    torch.testing.assert_close(dropped, model(x, 12, pad_mask=pad_mask), atol=ATOL, rtol=0)
+    torch.testing.assert_close(dropped, model(x, 12, pad_mask=pad_mask).logits, atol=ATOL, rtol=0)
 
 
 def test_activation_checkpointing_gives_same_gradients():
@@ -278,7 +278,7 @@ def test_activation_checkpointing_gives_same_gradients():
     for checkpointing in (False, True):
         torch.manual_seed(0)
         model = CausalLanguageModel(tiny_config(activation_checkpointing=checkpointing)).train()
-        token_loss = torch.nn.functional.cross_entropy(model(x, 12).flatten(0, 1), x[:, 12:].flatten())
+        token_loss = torch.nn.functional.cross_entropy(model(x, 12).logits.flatten(0, 1), x[:, 12:].flatten())
         token_loss.backward()
         grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
     torch.testing.assert_close(grads[0], grads[1])

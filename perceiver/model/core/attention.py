@@ -4,8 +4,7 @@ Module structure and names follow perceiver-io 0.11, so that its saved state dic
 `[attention (in a Residual unless disabled), Residual(MLP)]`, an MLP is `[LayerNorm, Linear, GELU, Linear]`.
 """
 
-from dataclasses import dataclass
-from typing import List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -15,37 +14,150 @@ from perceiver.model.core.position import RotaryPositionEmbedding
 from perceiver.model.core.utils import check_divisible, maybe_checkpoint
 
 
-@dataclass
 class KVCache:
-    """Projected keys `(b, n, num_qk_channels)` and values `(b, n, num_v_channels)` of past positions of one
-    attention layer. Keys are stored before rotary embedding, which is applied to the whole sequence each step."""
+    """Keys and values of the past positions of one attention layer, in a preallocated buffer written in place.
 
-    keys: torch.Tensor
-    values: torch.Tensor
+    Stored per head, `(b, h, capacity, c)`, the layout attention reads, so that a generation step copies only its
+    new positions. Keys are stored after rotary embedding: rotary attention depends on relative positions only, so
+    a cached key never needs rotating again. Dropping the oldest positions moves a start index; the live positions
+    move to the front of the buffer only when its end is reached, and the buffer doubles when it is too small, so
+    each operation costs O(1) amortized per position.
+
+    `keys` `(b, n, num_qk_channels)` and `values` `(b, n, num_v_channels)` are copies in perceiver-io 0.11's layout,
+    and `k, v = cache` unpacks them as 0.11's `(k, v)` tuples did. `position` counts all positions ever appended.
+    """
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, capacity: Optional[int] = None):
+        """:param keys: initial keys `(b, n, c)` (or per head `(b, h, n, c)`), usually with `n == 0`.
+        :param capacity: positions to allocate (default: `n`); the buffer grows when needed."""
+        self._store(_per_head(keys), _per_head(values), capacity)
+        self.position = self._len
+        # per-row offset of stream positions `(b, 1)` (left padding of a Perceiver AR prompt), or None
+        self.position_shift: Optional[torch.Tensor] = None
+
+    def _store(self, keys: torch.Tensor, values: torch.Tensor, capacity: Optional[int] = None) -> None:
+        n = keys.shape[2]
+        capacity = max(capacity or 0, n)
+        self._k = keys.new_empty(*keys.shape[:2], capacity, keys.shape[3])
+        self._v = values.new_empty(*values.shape[:2], capacity, values.shape[3])
+        self._k[:, :, :n] = keys
+        self._v[:, :, :n] = values
+        self._start, self._len = 0, n
+
+    @property
+    def seq_len(self) -> int:
+        return self._len
+
+    @property
+    def batch_size(self) -> int:
+        return self._k.shape[0]
+
+    @property
+    def capacity(self) -> int:
+        return self._k.shape[2]
+
+    @property
+    def head_keys(self) -> torch.Tensor:
+        """Keys per head `(b, h, n, c)`, a view of the buffer."""
+        return self._k[:, :, self._start : self._start + self._len]
+
+    @property
+    def head_values(self) -> torch.Tensor:
+        return self._v[:, :, self._start : self._start + self._len]
+
+    @property
+    def keys(self) -> torch.Tensor:
+        return self.head_keys.transpose(1, 2).flatten(2)
+
+    @keys.setter
+    def keys(self, keys: torch.Tensor) -> None:
+        self._store(_per_head(keys, self._k.shape[1]), self.head_values.clone())
+
+    @property
+    def values(self) -> torch.Tensor:
+        return self.head_values.transpose(1, 2).flatten(2)
+
+    @values.setter
+    def values(self, values: torch.Tensor) -> None:
+        self._store(self.head_keys.clone(), _per_head(values, self._v.shape[1]))
+
+    def __iter__(self):
+        # perceiver-io 0.11 cached (keys, values) tuples: `k, v = kv_cache[i]`
+        return iter((self.keys, self.values))
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return (self.keys, self.values)[index]
 
     def extend(self, keys: torch.Tensor, values: torch.Tensor) -> "KVCache":
-        self.keys = torch.cat([self.keys, keys], dim=1)
-        self.values = torch.cat([self.values, values], dim=1)
+        """Appends positions, `(b, n, c)` or per head `(b, h, n, c)`, in place."""
+        keys, values = _per_head(keys, self._k.shape[1]), _per_head(values, self._v.shape[1])
+        if keys.shape[1] != self._k.shape[1]:
+            # first use by an attention layer of a cache created with (b, n, c) tensors: store per head
+            self._store(_per_head(self.keys, keys.shape[1]), _per_head(self.values, values.shape[1]), self.capacity)
+        n = keys.shape[2]
+        end = self._start + self._len
+        if end + n > self.capacity:
+            if self._len + n > self.capacity:
+                self._store(self.head_keys, self.head_values, 2 * (self._len + n))
+            else:
+                # move the live positions to the front (clone: source and target overlap)
+                self._k[:, :, : self._len] = self.head_keys.clone()
+                self._v[:, :, : self._len] = self.head_values.clone()
+                self._start = 0
+            end = self._start + self._len
+        self._k[:, :, end : end + n] = keys
+        self._v[:, :, end : end + n] = values
+        self._len += n
+        self.position += n
         return self
 
     def drop_first(self, n: int) -> None:
         """Forgets the `n` oldest positions."""
-        self.keys = self.keys[:, n:]
-        self.values = self.values[:, n:]
+        n = min(n, self._len)
+        self._start += n
+        self._len -= n
+
+    def drop_last(self, n: int) -> None:
+        """Forgets the `n` newest positions."""
+        n = min(n, self._len)
+        self._len -= n
+        self.position -= n
 
     def select(self, batch_indices: torch.Tensor) -> None:
         """Keeps (and reorders) batch rows, e.g. for beam search."""
-        self.keys = self.keys.index_select(0, batch_indices)
-        self.values = self.values.index_select(0, batch_indices)
+        self._k = self._k.index_select(0, batch_indices.to(self._k.device))
+        self._v = self._v.index_select(0, batch_indices.to(self._v.device))
+        if self.position_shift is not None:
+            self.position_shift = self.position_shift.index_select(0, batch_indices.to(self._k.device))
 
-    @property
-    def seq_len(self) -> int:
-        return self.keys.shape[1]
+    def repeat_interleave(self, repeats: int) -> None:
+        """Repeats each batch row `repeats` times (e.g. for several samples per prompt)."""
+        self._k = self._k.repeat_interleave(repeats, dim=0)
+        self._v = self._v.repeat_interleave(repeats, dim=0)
+        if self.position_shift is not None:
+            self.position_shift = self.position_shift.repeat_interleave(repeats, dim=0)
+
+
+def _concat(*linears: nn.Linear) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """Weights and biases of `linears` stacked along the output dimension (one GEMM for all)."""
+    weight = torch.cat([m.weight for m in linears])
+    bias = None if linears[0].bias is None else torch.cat([m.bias for m in linears])
+    return weight, bias
+
+
+def _per_head(t: torch.Tensor, num_heads: int = 1) -> torch.Tensor:
+    """`(b, n, h * c)` -> `(b, h, n, c)`; per-head tensors pass unchanged."""
+    return t if t.dim() == 4 else t.unflatten(-1, (num_heads, -1)).transpose(1, 2)
 
 
 class MultiHeadAttention(nn.Module):
     """Multi-head attention with separate query/key and value channel counts, boolean padding masks, optional
     right-aligned causal masking, rotary position embedding and a key/value cache.
+
+    Projections keep 0.11's separate `q_proj`, `k_proj` and `v_proj` parameters (its state-dict layout). In eval mode
+    without gradients and for at least `min_fused_rows` input rows, projections that read the same input run as one
+    GEMM over concatenated weights (`fused_projections`), cached until `train()` or a change of the weights (an
+    extra copy of these weights in memory while in eval mode).
 
     :param num_qk_channels: query/key channels (all heads). Default: `num_q_input_channels`.
     :param num_v_channels: value channels (all heads). Default: `num_qk_channels`.
@@ -53,6 +165,9 @@ class MultiHeadAttention(nn.Module):
     :param max_heads_parallel: attend with at most this many heads at once to bound memory. Default: all heads.
     :param causal_attention: mask future keys; queries are right-aligned with keys if they are fewer.
     """
+
+    fused_projections: bool = True
+    min_fused_rows: int = 64
 
     def __init__(
         self,
@@ -88,6 +203,18 @@ class MultiHeadAttention(nn.Module):
         self.k_proj = nn.Linear(num_kv_input_channels, num_qk_channels, bias=qkv_bias)
         self.v_proj = nn.Linear(num_kv_input_channels, num_v_channels, bias=qkv_bias)
         self.o_proj = nn.Linear(num_v_channels, num_output_channels, bias=out_bias)
+        self._fused_weights: Dict[str, tuple] = {}
+
+    def empty_kv_cache(
+        self, batch_size: int, capacity: Optional[int] = None, device=None, dtype: Optional[torch.dtype] = None
+    ) -> KVCache:
+        """An empty cache for this attention's keys and values, with room for `capacity` positions."""
+        device = device or self.q_proj.weight.device
+        dtype = dtype or self.q_proj.weight.dtype
+        h = self.num_heads
+        keys = torch.empty(batch_size, h, 0, self.num_qk_channels // h, device=device, dtype=dtype)
+        values = torch.empty(batch_size, h, 0, self.num_v_channels // h, device=device, dtype=dtype)
+        return KVCache(keys, values, capacity)
 
     def forward(
         self,
@@ -102,23 +229,21 @@ class MultiHeadAttention(nn.Module):
         :param x_q: queries `(b, n, num_q_input_channels)`.
         :param x_kv: keys/values `(b, l, num_kv_input_channels)` (new positions only when `kv_cache` is given).
         :param pad_mask: `(b, l_total)`, True marks padding keys (cached positions included).
-        :param kv_cache: extended in place with the keys/values of `x_kv`.
+        :param rot_pos_emb_q: rotates the queries (right-aligned tables cover at least the `n` queries).
+        :param rot_pos_emb_k: rotates the keys of `x_kv` (not the cached ones, which were rotated when computed).
+        :param kv_cache: extended in place with the (rotated) keys/values of `x_kv`.
         :return: `(b, n, num_output_channels)`.
         """
-        q = self.q_proj(x_q)
-        k = self.k_proj(x_kv)
-        v = self.v_proj(x_kv)
-
-        if kv_cache is not None:
-            kv_cache.extend(k, v)
-            k, v = kv_cache.keys, kv_cache.values
-
+        q, k, v = self._project(x_q, x_kv)
         q, k, v = (t.unflatten(-1, (self.num_heads, -1)).transpose(1, 2) for t in (q, k, v))  # (b, h, n, c)
 
         if rot_pos_emb_q is not None:
             q = rot_pos_emb_q.rotate(q)
         if rot_pos_emb_k is not None:
             k = rot_pos_emb_k.rotate(k)
+        if kv_cache is not None:
+            kv_cache.extend(k, v)
+            k, v = kv_cache.head_keys, kv_cache.head_values
 
         attn_mask, is_causal = self._attention_mask(q.shape[2], k.shape[2], pad_mask, q.device)
         dropout_p = self.dropout if self.training else 0.0
@@ -140,9 +265,46 @@ class MultiHeadAttention(nn.Module):
         o = o.transpose(1, 2).flatten(-2)  # (b, n, h * c)
         return self.o_proj(o)
 
+    def _project(self, x_q: torch.Tensor, x_kv: torch.Tensor):
+        """Query, key and value projections `(b, n, channels)`."""
+        if (
+            not self.fused_projections
+            or self.training
+            or torch.is_grad_enabled()
+            or torch.compiler.is_compiling()
+            or x_kv.shape[:-1].numel() < self.min_fused_rows
+        ):
+            # training (autograd through separate GEMMs), torch.compile (which fuses on its own) and few rows
+            # (e.g. a generation step)
+            return self.q_proj(x_q), self.k_proj(x_kv), self.v_proj(x_kv)
+        sizes = [self.num_qk_channels, self.num_v_channels]
+        if x_q is x_kv:
+            weight, bias = self._fused("qkv", (self.q_proj, self.k_proj, self.v_proj))
+            return F.linear(x_q, weight, bias).split([self.num_qk_channels] + sizes, dim=-1)
+        weight, bias = self._fused("kv", (self.k_proj, self.v_proj))
+        k, v = F.linear(x_kv, weight, bias).split(sizes, dim=-1)
+        return self.q_proj(x_q), k, v
+
+    def _fused(self, name: str, linears) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Concatenated weights of `linears`, cached in eval mode. The cache is dropped by `train()` (optimizers
+        may update weights without bumping their version counters) and rebuilt when a weight is replaced or changed
+        in place (`load_state_dict`, `to`)."""
+        params = [p for m in linears for p in (m.weight, m.bias) if p is not None]
+        key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in params)
+        cached = self._fused_weights.get(name)
+        if cached is None or cached[0] != key:
+            with torch.no_grad():
+                cached = self._fused_weights[name] = (key, *_concat(*linears))
+        return cached[1], cached[2]
+
+    def train(self, mode: bool = True) -> "MultiHeadAttention":
+        self._fused_weights.clear()
+        return super().train(mode)
+
     def _attention_mask(self, n_q: int, n_k: int, pad_mask: Optional[torch.Tensor], device: torch.device):
         """Boolean mask for SDPA (True = attend) of shape broadcastable to `(b, h, n_q, n_k)`, or `is_causal`."""
-        if not self.causal_attention:
+        if not self.causal_attention or n_q == 1:
+            # a single right-aligned query sees every key
             return (None if pad_mask is None else ~pad_mask[:, None, None, :]), False
         if pad_mask is None and n_q == n_k:
             return None, True
@@ -268,6 +430,16 @@ class CrossAttentionLayer(nn.Sequential):
             Residual(MLP(num_q_input_channels, widening_factor, bias=mlp_bias), residual_dropout),
         )
 
+    @property
+    def attention(self) -> MultiHeadAttention:
+        """The layer's multi-head attention module."""
+        attention = self[0]
+        return (attention.module if isinstance(attention, Residual) else attention).attention
+
+    def empty_kv_cache(self, x: torch.Tensor, capacity: Optional[int] = None) -> KVCache:
+        """An empty cache for a batch like `x` `(b, ...)`: its batch size, device and dtype (perceiver-io 0.11)."""
+        return self.attention.empty_kv_cache(x.shape[0], capacity, device=x.device, dtype=x.dtype)
+
     def forward(self, x_q: torch.Tensor, *args, **kwargs) -> torch.Tensor:
         attention, mlp = self
         return mlp(attention(x_q, *args, **kwargs))
@@ -306,6 +478,16 @@ class SelfAttentionLayer(nn.Sequential):
             Residual(self_attn, residual_dropout),
             Residual(MLP(num_channels, widening_factor, bias=mlp_bias), residual_dropout),
         )
+
+    @property
+    def attention(self) -> MultiHeadAttention:
+        """The layer's multi-head attention module."""
+        attention = self[0]
+        return (attention.module if isinstance(attention, Residual) else attention).attention
+
+    def empty_kv_cache(self, x: torch.Tensor, capacity: Optional[int] = None) -> KVCache:
+        """An empty cache for a batch like `x` `(b, ...)`: its batch size, device and dtype (perceiver-io 0.11)."""
+        return self.attention.empty_kv_cache(x.shape[0], capacity, device=x.device, dtype=x.dtype)
 
     def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
         attention, mlp = self

@@ -59,6 +59,7 @@ class LitModel(pl.LightningModule):
     :param lr: learning rate of the default AdamW optimizer (with the CLI's `--optimizer`, the optimizer's applies).
     :param weight_decay: weight decay of the default AdamW optimizer (with the CLI's `--optimizer`, the optimizer's
         applies).
+    :param compile: compile the backend model's forward with `torch.compile` (in place: state-dict keys unchanged).
     """
 
     backend_config_class: ClassVar[type]
@@ -68,7 +69,15 @@ class LitModel(pl.LightningModule):
         super().__init_subclass__(**kwargs)
         _document_init_args(cls)
 
-    def __init__(self, *args, params: Optional[str] = None, lr: float = 1e-3, weight_decay: float = 0.0, **kwargs):
+    def __init__(
+        self,
+        *args,
+        params: Optional[str] = None,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        compile: bool = False,
+        **kwargs,
+    ):
         super().__init__()
         self.save_hyperparameters()
         self.backend_model = self.backend_model_class(self.backend_config)
@@ -76,6 +85,8 @@ class LitModel(pl.LightningModule):
             state_dict = load_backend_state_dict(params, expected_config=self.backend_config_class.__name__)
             self.backend_model.load_state_dict(state_dict)
             check_computed_buffers(self.backend_model)
+        if compile:
+            self.backend_model.compile()
 
     @property
     def backend_config(self) -> Any:

@@ -196,18 +196,35 @@ class PerceiverDecoder(nn.Module):
         if config.freeze:
             freeze(self)
 
-    def forward(self, x_latent: torch.Tensor, output_query: Optional[torch.Tensor] = None, **adapter_kwargs):
-        """Decodes latents `(b, n_latent, c)`; `output_query` `(b|1, n_out, c_q)` defaults to the provider's."""
+    def forward(
+        self,
+        x_latent: torch.Tensor,
+        output_query: Optional[torch.Tensor] = None,
+        max_queries_parallel: Optional[int] = 4096,
+        **adapter_kwargs,
+    ):
+        """Decodes latents `(b, n_latent, c)`; `output_query` `(b|1, n_out, c_q)` defaults to the provider's.
+
+        Output queries attend to the latents only, never to each other, so any subset of them (e.g. the masked
+        positions of a fill-mask) decodes to exactly what the full set gives at those positions, and they are
+        processed `max_queries_parallel` at a time (None: all at once), which bounds the memory of the attention
+        scores and MLP activations for long outputs.
+        """
         if output_query is None:
             output_query = self.output_query_provider()
         output_query = output_query.expand(x_latent.shape[0], -1, -1)
-        output = maybe_checkpoint(
-            self.cross_attn,
-            output_query,
-            x_latent,
-            enabled=self.activation_checkpointing and self.training,
-            offload=self.activation_offloading,
-        )
+        chunk = output_query.shape[1] if max_queries_parallel is None else max_queries_parallel
+        outputs = [
+            maybe_checkpoint(
+                self.cross_attn,
+                query,
+                x_latent,
+                enabled=self.activation_checkpointing and self.training,
+                offload=self.activation_offloading,
+            )
+            for query in output_query.split(max(chunk, 1), dim=1)
+        ]
+        output = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=1)
         return self.output_adapter(output, **adapter_kwargs)
 
 

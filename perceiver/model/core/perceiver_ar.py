@@ -6,6 +6,7 @@ state dicts load unchanged.
 """
 
 import dataclasses
+import warnings
 from dataclasses import dataclass
 from typing import List, Optional
 
@@ -100,18 +101,19 @@ class PerceiverAR(nn.Module):
         """One cache for the cross-attention plus one per self-attention layer."""
         return 1 + len(self.self_attention)
 
-    def empty_kv_cache(self, batch_size: int, device=None, dtype: Optional[torch.dtype] = None) -> List[KVCache]:
-        """Empty caches `[cross-attention, self-attention layer 0, ...]` for a cached forward pass."""
-        attention = self.cross_attention[0].module.attention
-        dtype = dtype or attention.q_proj.weight.dtype
-        device = device or attention.q_proj.weight.device
+    def empty_kv_cache(
+        self, batch_size: int, device=None, dtype: Optional[torch.dtype] = None, max_seq_len: Optional[int] = None
+    ) -> List[KVCache]:
+        """Empty caches `[cross-attention, self-attention layer 0, ...]` for a cached forward pass.
 
-        def empty(num_channels: int) -> torch.Tensor:
-            return torch.empty(batch_size, 0, num_channels, device=device, dtype=dtype)
-
-        return [KVCache(empty(attention.num_qk_channels), empty(attention.num_v_channels))] + [
-            KVCache(empty(layer[0].module.attention.num_qk_channels), empty(layer[0].module.attention.num_v_channels))
-            for layer in self.self_attention
+        :param max_seq_len: positions the cross-attention cache will hold at most (the self-attention caches hold
+            the latents); buffers of twice this size are preallocated. Default: grow as needed.
+        """
+        capacity = None if max_seq_len is None else 2 * max_seq_len
+        max_latents = getattr(self, "max_latents", None)
+        sa_capacity = None if max_latents is None else 2 * max_latents
+        return [self.cross_attention.attention.empty_kv_cache(batch_size, capacity, device, dtype)] + [
+            layer.attention.empty_kv_cache(batch_size, sa_capacity, device, dtype) for layer in self.self_attention
         ]
 
     def forward(
@@ -133,14 +135,21 @@ class PerceiverAR(nn.Module):
         """
         b, n = x.shape[:2]
         n_cached = 0 if kv_cache is None else kv_cache[0].seq_len
-        shift = None if pad_mask is None else pad_mask.sum(dim=1, keepdim=True)
-        abs_pos = positions(b, n_cached + n, shift, device=x.device)
-        x, frq_pos_enc = self.input_adapter(x, abs_pos=abs_pos)
+        if n_cached == 0:
+            shift = None if pad_mask is None else pad_mask.sum(dim=1, keepdim=True)
+            x, frq_pos_enc = self.input_adapter(x, abs_pos=positions(b, n, shift, device=x.device))
+            if kv_cache is not None:
+                kv_cache[0].position_shift = shift
+            rot_pos_emb = RotaryPositionEmbedding(frq_pos_enc, right_align=True)
+        else:
+            x, rot_pos_emb = self._embed_next(x, pad_mask, kv_cache[0])
+            frq_pos_enc = None
 
         x_prefix, x_latent = x[:, :prefix_len], x[:, prefix_len:]
         num_latents = n - prefix_len
-        # rotation angles of the cross-attention keys: cached positions, prefix, latents
-        frq_pos_enc_k = frq_pos_enc
+        # keys of the cross-attention: prefix then latents; queries, and the self-attention's keys, are the last
+        # positions, so both use right-aligned angles of all new positions
+        rot_pos_emb_k = rot_pos_emb
         pad_mask_k = pad_mask
 
         if self.training and self.cross_attention_dropout > 0.0 and kv_cache is None and prefix_len > 0:
@@ -149,19 +158,16 @@ class PerceiverAR(nn.Module):
             x_prefix = x_prefix.gather(1, keep.unsqueeze(-1).expand(-1, -1, x_prefix.shape[-1]))
             frq_prefix = frq_pos_enc[:, :prefix_len].gather(1, keep.unsqueeze(-1).expand(-1, -1, frq_pos_enc.shape[-1]))
             frq_pos_enc_k = torch.cat([frq_prefix, frq_pos_enc[:, prefix_len:]], dim=1)
+            rot_pos_emb_k = RotaryPositionEmbedding(frq_pos_enc_k, right_align=True)
             if pad_mask is not None:
                 pad_mask_k = torch.cat([pad_mask[:, :prefix_len].gather(1, keep), pad_mask[:, prefix_len:]], dim=1)
-
-        rot_pos_emb_k = RotaryPositionEmbedding(frq_pos_enc_k, right_align=True)
-        # queries, and keys of the self-attention, are the last positions: right-aligned angles of all positions
-        rot_pos_emb_q = RotaryPositionEmbedding(frq_pos_enc, right_align=True)
 
         x_latent = maybe_checkpoint(
             self.cross_attention,
             x_latent,
             x_kv_prefix=x_prefix,
             pad_mask=pad_mask_k,
-            rot_pos_emb_q=rot_pos_emb_q,
+            rot_pos_emb_q=rot_pos_emb,
             rot_pos_emb_k=rot_pos_emb_k,
             kv_cache=None if kv_cache is None else kv_cache[0],
             enabled=self.activation_checkpointing and self.training,
@@ -174,7 +180,31 @@ class PerceiverAR(nn.Module):
         else:
             n_sa = num_latents + (0 if kv_cache is None else kv_cache[1].seq_len)
             pad_mask_sa = pad_mask[:, -n_sa:]
-        return self.self_attention(x_latent, pad_mask=pad_mask_sa, rot_pos_emb=rot_pos_emb_q, kv_cache=sa_kv_cache)
+        return self.self_attention(x_latent, pad_mask=pad_mask_sa, rot_pos_emb=rot_pos_emb, kv_cache=sa_kv_cache)
+
+    def _embed_next(self, x: torch.Tensor, pad_mask: Optional[torch.Tensor], cache: KVCache):
+        """Input embedding and rotary embedding of new positions `x` `(b, n)` that follow the cached ones.
+
+        The absolute position embedding takes positions within the cached window (renumbered from 0 when the window
+        slides, as in perceiver-io 0.11). Rotary angles take positions in the whole stream, those the cached keys
+        were rotated with (the same relative positions), computed in float64 so that they stay exact when the stream
+        grows long. Both cost O(n), whatever the number of cached positions.
+        """
+        b, n = x.shape
+        n_window = cache.seq_len + n
+        new_pos = torch.arange(cache.seq_len, n_window, device=x.device).expand(b, n)
+        stream_pos = torch.arange(cache.position, cache.position + n, device=x.device).expand(b, n)
+        if pad_mask is not None:
+            new_pos = (new_pos - pad_mask[:, -n_window:].sum(dim=1, keepdim=True)).clamp(min=0)
+        if cache.position_shift is not None:
+            stream_pos = (stream_pos - cache.position_shift).clamp(min=0)
+        x, _ = self.input_adapter(x, abs_pos=new_pos)
+        inv_freq = self.input_adapter.frq_pos_encoding.inv_freq
+        wide = torch.float64 if x.device.type in ("cpu", "cuda") else torch.float32
+        angles = stream_pos.to(wide).unsqueeze(-1) * inv_freq.to(wide)
+        rot_pos_emb = RotaryPositionEmbedding(angles.repeat_interleave(2, dim=-1), right_align=True)
+        rot_pos_emb.cos, rot_pos_emb.sin = rot_pos_emb.cos.to(x.dtype), rot_pos_emb.sin.to(x.dtype)
+        return x, rot_pos_emb
 
 
 @dataclass
@@ -195,6 +225,18 @@ class CausalSequenceModelConfig(PerceiverARConfig):
     output_bias: bool = True
     abs_pos_emb: bool = True
     init_scale: float = 0.02
+
+
+@dataclass
+class CausalSequenceModelOutput:
+    """Output of `CausalSequenceModel.forward` (fields also readable as `output["logits"]`, as in 0.11)."""
+
+    logits: torch.Tensor
+    last_hidden_state: torch.Tensor
+    kv_cache: Optional[List[KVCache]] = None
+
+    def __getitem__(self, name: str):
+        return getattr(self, name)
 
 
 class CausalSequenceModel(PerceiverAR):
@@ -254,7 +296,7 @@ class CausalSequenceModel(PerceiverAR):
         prefix_len: int,
         pad_mask: Optional[torch.Tensor] = None,
         kv_cache: Optional[List[KVCache]] = None,
-    ) -> torch.Tensor:
+    ) -> "CausalSequenceModelOutput":
         """Logits `(b, n - prefix_len, vocab_size)` of the latent positions of token ids `x` `(b, n)`.
 
         :param prefix_len: leading prefix positions of `x`; `0 <= prefix_len <= max_prefix_len` and
@@ -262,17 +304,59 @@ class CausalSequenceModel(PerceiverAR):
         :param pad_mask: `(b, m)`, True marks left padding. Without cache (or with an empty one) `m == n`; otherwise
             `m >= n_cached + n` and its last `n_cached + n` columns are used (`n_cached` after the window moved), so
             the 🤗 attention mask of the whole sequence can be passed.
-        :param kv_cache: caches from `empty_kv_cache`, updated in place.
+        :param kv_cache: caches from `empty_kv_cache`, updated in place. perceiver-io 0.11's protocol also works
+            (deprecated): an empty list, filled with this model's caches, or the `kv_cache` of a previous output.
+        :return: `logits`, `last_hidden_state` (of the latents) and `kv_cache` (the caches, or None).
         """
-        n_cached = self.validate_input(x, prefix_len, pad_mask, kv_cache)
-        if n_cached > 0:
+        kv_cache = self._kv_cache_of(x, kv_cache)
+        self.validate_input(x, prefix_len, pad_mask, kv_cache)
+        return self._forward(x, prefix_len, pad_mask, kv_cache)
+
+    def _forward(
+        self, x: torch.Tensor, prefix_len: int, pad_mask: Optional[torch.Tensor], kv_cache: Optional[List[KVCache]]
+    ) -> "CausalSequenceModelOutput":
+        # forward of validated input (generation loops validate their prompt once, then call this per step)
+        if kv_cache is not None and kv_cache[0].seq_len > 0:
             self._make_room(kv_cache, x.shape[1])
             if pad_mask is not None:
                 pad_mask = pad_mask[:, -(kv_cache[0].seq_len + x.shape[1]) :]
         h = super().forward(x, prefix_len=prefix_len, pad_mask=pad_mask, kv_cache=kv_cache)
         if self.config.output_norm:
             h = self.out_norm(h)
-        return self.output_adapter(h, txt_embedding=self.input_adapter.txt_embedding)
+        logits = self.output_adapter(h, txt_embedding=self.input_adapter.txt_embedding)
+        return CausalSequenceModelOutput(logits=logits, last_hidden_state=h, kv_cache=kv_cache)
+
+    def empty_kv_cache(self, batch_size: int, device=None, dtype: Optional[torch.dtype] = None) -> List[KVCache]:
+        """Empty caches `[cross-attention, self-attention layer 0, ...]` with room preallocated for `max_seq_len`
+        (cross-attention) and `max_latents` positions (self-attention), so that generation never reallocates."""
+        return super().empty_kv_cache(batch_size, device, dtype, max_seq_len=self.max_seq_len)
+
+    def _kv_cache_of(self, x: torch.Tensor, kv_cache) -> Optional[List[KVCache]]:
+        """This model's caches from `kv_cache`, also in perceiver-io 0.11's protocol: an empty list (filled in
+        place), or a list of `(keys, values)` tuples `(b, n, channels)` as this model's outputs unpack to."""
+        if kv_cache is None or (len(kv_cache) > 0 and all(isinstance(c, KVCache) for c in kv_cache)):
+            return kv_cache
+        if not isinstance(kv_cache, list):
+            raise TypeError(f"kv_cache must be a list of KVCache (see empty_kv_cache), got {type(kv_cache).__name__}")
+        if len(kv_cache) == 0:
+            warnings.warn(
+                "kv_cache=[] (perceiver-io 0.11) is deprecated: pass kv_cache=model.empty_kv_cache(batch_size)",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+            kv_cache.extend(self.empty_kv_cache(x.shape[0], device=x.device))
+            return kv_cache
+        warnings.warn(
+            "a kv_cache of (keys, values) tuples (perceiver-io 0.11) is deprecated: pass the KVCache list of "
+            "model.empty_kv_cache(batch_size), which the model updates in place",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        caches = self.empty_kv_cache(x.shape[0], device=x.device)
+        for cache, entry in zip(caches, kv_cache):
+            keys, values = entry
+            cache.extend(keys.to(cache.head_keys.dtype), values.to(cache.head_values.dtype))
+        return caches
 
     def _make_room(self, kv_cache: List[KVCache], num_new: int) -> None:
         # the oldest latents turn into prefix: they leave the self-attention caches (phase 2)
@@ -320,8 +404,8 @@ class CausalSequenceModel(PerceiverAR):
                 raise ValueError(
                     f"prefix_len={prefix_len} must be 0 when kv_cache holds positions (new tokens are latents)"
                 )
-            if kv_cache[0].keys.shape[0] != x.shape[0]:
-                raise ValueError(f"kv_cache has batch size {kv_cache[0].keys.shape[0]}, input_ids {x.shape[0]}")
+            if kv_cache[0].batch_size != x.shape[0]:
+                raise ValueError(f"kv_cache has batch size {kv_cache[0].batch_size}, input_ids {x.shape[0]}")
             n_window = min(n_cached + n, self.max_seq_len)
             if pad_mask is not None and (pad_mask.shape[0] != x.shape[0] or pad_mask.shape[1] < n_window):
                 raise ValueError(
@@ -346,19 +430,27 @@ class CausalSequenceModel(PerceiverAR):
 
         Without cache, each step runs a fresh forward pass over the last `max_seq_len` tokens with
         `min(num_latents + step, max_latents)` latents; with cache, it follows the phases described in the class
-        docstring. Returns prompt and new tokens `(b, n + max_new_tokens)`.
+        docstring. The prompt is validated once; tokens are written into a preallocated output, so a step's cost
+        does not grow with the number of generated tokens. Returns prompt and new tokens `(b, n + max_new_tokens)`.
         """
         check_latents(num_latents, x.shape[1], self.max_latents, self.max_prefix_len)
-        kv_cache = self.empty_kv_cache(x.shape[0], device=x.device) if use_cache else None
-        seq = x
+        b, n = x.shape
+        self.validate_input(x, n - num_latents, pad_mask)
+        seq = x.new_empty(b, n + max_new_tokens)
+        seq[:, :n] = x
+        if pad_mask is not None:
+            pad_mask = torch.cat([pad_mask, pad_mask.new_zeros(b, max_new_tokens)], dim=1)
+        kv_cache = self.empty_kv_cache(b, device=x.device) if use_cache else None
         for step in range(max_new_tokens):
+            end = n + step
+            mask = None if pad_mask is None else pad_mask[:, :end]
             if step > 0 and use_cache:
-                logits = self(seq[:, -1:], 0, pad_mask=pad_mask, kv_cache=kv_cache)
+                logits = self._forward(seq[:, end - 1 : end], 0, mask, kv_cache).logits
             else:
-                window = seq[:, -self.max_seq_len :]
-                n_latents = min(num_latents + step, self.max_latents, window.shape[1])
-                mask = None if pad_mask is None else pad_mask[:, -window.shape[1] :]
-                logits = self(window, window.shape[1] - n_latents, pad_mask=mask, kv_cache=kv_cache)
+                start = max(0, end - self.max_seq_len)
+                n_latents = min(num_latents + step, self.max_latents, end - start)
+                mask = None if mask is None else mask[:, start:]
+                logits = self._forward(seq[:, start:end], end - start - n_latents, mask, kv_cache).logits
             logits = logits[:, -1] / temperature
             if top_k is not None:
                 kth = logits.topk(min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]
@@ -367,9 +459,7 @@ class CausalSequenceModel(PerceiverAR):
                 next_token = torch.multinomial(logits.softmax(dim=-1), num_samples=1)
             else:
                 next_token = logits.argmax(dim=-1, keepdim=True)
-            seq = torch.cat([seq, next_token], dim=1)
-            if pad_mask is not None:
-                pad_mask = torch.cat([pad_mask, pad_mask.new_zeros(pad_mask.shape[0], 1)], dim=1)
+            seq[:, end : end + 1] = next_token
         return seq
 
 

@@ -46,12 +46,22 @@ def pad_mask_from(attention_mask: Optional[torch.Tensor]) -> Optional[torch.Tens
 
 
 def check_token_ids(name: str, input_ids: torch.Tensor, vocab_size: int) -> None:
-    """Raises a ValueError naming `name` if any token id lies outside `[0, vocab_size)`."""
-    if input_ids.dtype.is_floating_point or input_ids.dtype == torch.bool:
+    """Raises a ValueError naming `name` if any token id lies outside `[0, vocab_size)`.
+
+    The range check reads values, which on an accelerator would wait for the device and under `torch.compile` would
+    break the graph. So it is exact and eager on CPU tensors only; on other devices it is an asynchronous device
+    assertion (raised as a RuntimeError at a later synchronization), and it is skipped while compiling.
+    """
+    if input_ids.dtype.is_floating_point or input_ids.dtype.is_complex or input_ids.dtype == torch.bool:
         raise TypeError(f"{name} must hold integer token ids, got dtype {input_ids.dtype}")
-    if input_ids.numel() == 0:
+    if input_ids.numel() == 0 or torch.compiler.is_compiling():
         return
-    lo, hi = int(input_ids.min()), int(input_ids.max())
+    if input_ids.device.type != "cpu":
+        valid = ((input_ids >= 0) & (input_ids < vocab_size)).all()
+        torch._assert_async(valid, f"{name} holds a token id outside the vocabulary range [0, {vocab_size - 1}]")
+        return
+    lo, hi = torch.aminmax(input_ids)
+    lo, hi = int(lo), int(hi)
     if lo < 0 or hi >= vocab_size:
         bad = lo if lo < 0 else hi
         raise ValueError(f"{name} holds token id {bad}, outside the vocabulary range [0, {vocab_size - 1}]")

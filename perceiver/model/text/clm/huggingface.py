@@ -29,12 +29,13 @@ from perceiver.model.text.clm.backend import CausalLanguageModel, CausalLanguage
 
 class PerceiverARCacheLayer(KVCache, CacheLayerMixin):
     """One attention layer's cache, both the backend's `KVCache` (which the backend model updates in place) and a
-    🤗 cache layer (so that `generate` can reorder it for beam search). Keys/values are `(b, n, channels)`."""
+    🤗 cache layer (so that `generate` can reorder it for beam search). `keys`/`values` read `(b, n, channels)`."""
 
-    def __init__(self, keys: torch.Tensor, values: torch.Tensor):
-        KVCache.__init__(self, keys, values)
+    def __init__(self, cache: KVCache):
+        # takes over the backend cache's preallocated buffers
+        self.__dict__.update(cache.__dict__)
         self.is_initialized = True
-        self.device = keys.device
+        self.device = cache.head_keys.device
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(seq_len={self.seq_len})"
@@ -60,15 +61,16 @@ class PerceiverARCacheLayer(KVCache, CacheLayerMixin):
             raise ValueError(
                 f"tokens_to_remove={tokens_to_remove} must be <= 0 (the number of newest positions to drop)"
             )
-        if tokens_to_remove < 0:
-            self.keys, self.values = self.keys[:, :tokens_to_remove], self.values[:, :tokens_to_remove]
+        self.drop_last(-tokens_to_remove)
+
+    def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
+        self.select(beam_idx)
 
     def batch_repeat_interleave(self, repeats: int) -> None:
-        self.keys = self.keys.repeat_interleave(repeats, dim=0)
-        self.values = self.values.repeat_interleave(repeats, dim=0)
+        self.repeat_interleave(repeats)
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
-        self.keys, self.values = self.keys[indices], self.values[indices]
+        self.select(indices)
 
 
 class PerceiverARCache(Cache):
@@ -77,7 +79,7 @@ class PerceiverARCache(Cache):
     `CausalSequenceModel`); `get_seq_length()` is the number of positions in the window."""
 
     def __init__(self, kv_cache: List[KVCache]):
-        super().__init__(layers=[PerceiverARCacheLayer(c.keys, c.values) for c in kv_cache])
+        super().__init__(layers=[PerceiverARCacheLayer(c) for c in kv_cache])
 
     @classmethod
     def empty(cls, model: CausalSequenceModel, batch_size: int, device=None) -> "PerceiverARCache":
@@ -127,7 +129,7 @@ class PerceiverCausalSequenceModel(PerceiverBackendModel, GenerationMixin):
             prefix_len = 0 if n_cached > 0 else max(0, input_ids.shape[1] - self.backend_model.max_latents)
         pad_mask = pad_mask_from(attention_mask)
         kv_cache = None if cache is None else cache.kv_cache
-        logits = self.backend_model(input_ids, prefix_len=prefix_len, pad_mask=pad_mask, kv_cache=kv_cache)
+        logits = self.backend_model(input_ids, prefix_len=prefix_len, pad_mask=pad_mask, kv_cache=kv_cache).logits
         loss = None
         if labels is not None:
             check_labels(labels, input_ids.shape, logits.shape[-1], allow_ignore=True)
@@ -148,7 +150,10 @@ class PerceiverCausalSequenceModel(PerceiverBackendModel, GenerationMixin):
         check_token_ids("input_ids", input_ids, self.backend_model.config.vocab_size)
         model = self.backend_model
         check_latents(num_latents, input_ids.shape[-1], model.max_latents, model.max_prefix_len)
-        return super().generate(inputs, num_latents=num_latents, **kwargs)
+        attention_mask = kwargs.get("attention_mask")
+        # one check per call: without padding, steps need no attention mask over the whole window
+        padded = attention_mask is not None and not bool(attention_mask.bool().all())
+        return super().generate(inputs, num_latents=num_latents, padded=padded, **kwargs)
 
     def prepare_inputs_for_generation(
         self,
@@ -158,8 +163,11 @@ class PerceiverCausalSequenceModel(PerceiverBackendModel, GenerationMixin):
         attention_mask: Optional[torch.Tensor] = None,
         num_latents: int = 1,
         use_cache: Optional[bool] = None,
+        padded: bool = True,
         **kwargs: Any,
     ) -> Dict[str, Any]:
+        if not padded:
+            attention_mask = None
         if cache is not None and cache.get_seq_length() > 0:
             # new tokens only; the backend moves the cache window and slices the attention mask
             input_ids, prefix_len = input_ids[:, -(next_sequence_length or 1) :], 0

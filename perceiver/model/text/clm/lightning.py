@@ -76,7 +76,7 @@ class LitCausalSequenceModel(LitModel):
         self.test_ppl = LossPerplexity()
 
     def forward(self, input_ids: torch.Tensor, prefix_len: int, pad_mask: Optional[torch.Tensor] = None):
-        return self.backend_model(input_ids, prefix_len=prefix_len, pad_mask=pad_mask)
+        return self.backend_model(input_ids, prefix_len=prefix_len, pad_mask=pad_mask).logits
 
     def _step(self, batch: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
         input_ids = batch["input_ids"]

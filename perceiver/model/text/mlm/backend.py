@@ -78,17 +78,45 @@ class MaskedLanguageModel(PerceiverIO):
         super().__init__(encoder, decoder)
         self.config = config
 
-    def forward(self, x_masked: torch.Tensor, pad_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(
+        self,
+        x_masked: torch.Tensor,
+        pad_mask: Optional[torch.Tensor] = None,
+        output_positions: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
         """:param x_masked: token ids `(b, n)`, masked positions hold the mask token id.
         :param pad_mask: `(b, n)`, True marks padding.
-        :return: logits `(b, n, vocab_size)`.
+        :param output_positions: decode only these positions, `(k,)` for all rows or `(b, k)` per row, in `[0, n)`.
+            Output queries are independent, so their logits equal the full output's at those positions, for a
+            fraction of the decoder's cost (e.g. the masked positions of a fill-mask).
+        :return: logits `(b, n, vocab_size)`, or `(b, k, vocab_size)` with `output_positions`.
         """
         self.encoder.validate_input(x_masked, pad_mask)
         check_seq_len("input_ids", x_masked.shape[1], self.config.decoder.max_seq_len)
         x_latent = self.encoder(x_masked, pad_mask)
         # output queries attend to the latents only, so querying the first n positions is exact
         output_query = self.decoder.output_query_provider(num_queries=x_masked.shape[1])
+        if output_positions is not None:
+            check_positions("output_positions", output_positions, x_masked.shape)
+            output_query = output_query[0, output_positions]
+            if output_query.dim() == 2:
+                output_query = output_query.unsqueeze(0)
         return self.decoder(x_latent, output_query, txt_embedding=self.encoder.input_adapter.txt_embedding)
+
+
+def check_positions(name: str, positions: torch.Tensor, input_shape: torch.Size) -> None:
+    """Raises a TypeError/ValueError naming `name` unless `positions` `(k,)` or `(b, k)` index `[0, n)` of an
+    input of shape `(b, n)` (values are checked on CPU; see `check_token_ids`)."""
+    b, n = input_shape
+    if positions.dtype.is_floating_point or positions.dtype == torch.bool:
+        raise TypeError(f"{name} must hold integer positions, got dtype {positions.dtype}")
+    if positions.dim() not in (1, 2) or (positions.dim() == 2 and positions.shape[0] != b):
+        raise ValueError(f"{name} must have shape (k,) or ({b}, k), got {tuple(positions.shape)}")
+    if positions.numel() == 0 or positions.device.type != "cpu" or torch.compiler.is_compiling():
+        return
+    lo, hi = int(positions.min()), int(positions.max())
+    if lo < 0 or hi >= n:
+        raise ValueError(f"{name} holds position {lo if lo < 0 else hi}, allowed range is [0, {n - 1}]")
 
 
 # perceiver-io 0.11 names

@@ -6,8 +6,9 @@ from typing import Optional, Union
 
 import torch
 import transformers
-from transformers import AutoModelForMaskedLM, AutoTokenizer, PerceiverTokenizer
+from transformers import AutoModelForMaskedLM, AutoTokenizer, FillMaskPipeline, PerceiverTokenizer
 from transformers.modeling_outputs import MaskedLMOutput
+from transformers.pipelines import PIPELINE_REGISTRY
 
 from perceiver.model.core.convert import (
     attention_shape,
@@ -51,18 +52,50 @@ class PerceiverMaskedLanguageModel(PerceiverBackendModel):
         attention_mask: Optional[torch.Tensor] = None,
         labels: Optional[torch.LongTensor] = None,
         return_dict: Optional[bool] = None,
+        output_positions: Optional[torch.LongTensor] = None,
         **kwargs,
     ) -> MaskedLMOutput:
+        """:param output_positions: decode only these positions, `(k,)` or `(b, k)`: logits are `(b, k, vocab)`,
+        equal to the full logits at those positions, and `labels` (aligned with `input_ids`) are read there."""
         check_input_ids(input_ids)
         pad_mask = pad_mask_from(attention_mask)
-        logits = self.backend_model(input_ids, pad_mask=pad_mask)
+        logits = self.backend_model(input_ids, pad_mask=pad_mask, output_positions=output_positions)
+        loss = None
         if labels is not None:
             check_labels(labels, input_ids.shape, logits.shape[-1], allow_ignore=True)
-        loss = None if labels is None else token_cross_entropy(logits, labels)
+            if output_positions is not None:
+                index = output_positions
+                labels = labels.gather(1, index.expand(labels.shape[0], -1) if index.dim() == 1 else index)
+            loss = token_cross_entropy(logits, labels)
         return MaskedLMOutput(loss=loss, logits=logits)
 
 
+class PerceiverFillMaskPipeline(FillMaskPipeline):
+    """🤗 `fill-mask` pipeline that decodes only the masked positions of a Perceiver IO masked language model.
+
+    The logits it hands to post-processing hold the decoded rows at the masked positions (the only ones read there)
+    and zeros elsewhere. Other models run as in `FillMaskPipeline`.
+    """
+
+    def _forward(self, model_inputs):
+        if not isinstance(self.model, PerceiverMaskedLanguageModel):
+            return super()._forward(model_inputs)
+        input_ids = model_inputs["input_ids"]
+        masked = input_ids == self.tokenizer.mask_token_id
+        # the pipeline takes one text at a time (batch of 1), so the masked positions are one index list
+        positions = masked[0].nonzero().squeeze(-1)
+        inputs = {k: v for k, v in model_inputs.items() if k in ("input_ids", "attention_mask")}
+        decoded = self.model(**inputs, output_positions=positions).logits
+        logits = decoded.new_zeros(*input_ids.shape, decoded.shape[-1])
+        logits[:, positions] = decoded
+        return {"logits": logits, "input_ids": input_ids}
+
+
 register_auto_class(PerceiverMaskedLanguageModelConfig, PerceiverMaskedLanguageModel, AutoModelForMaskedLM)
+_fill_mask = PIPELINE_REGISTRY.supported_tasks["fill-mask"]
+if _fill_mask["impl"] in (FillMaskPipeline, "transformers.pipelines.fill_mask.FillMaskPipeline"):
+    # `pipeline("fill-mask", ...)` builds this subclass, which behaves as its base for every other model
+    _fill_mask["impl"] = PerceiverFillMaskPipeline
 
 
 def convert_config(source) -> MaskedLanguageModelConfig:
