@@ -219,3 +219,27 @@ def test_cli_data_errors_are_one_line(tmp_path, case):
     assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
     expected = {"missing source": "--data.source is missing", "empty file": "is empty", "non-UTF-8 file": "not UTF-8"}
     assert expected[case] in errors[0]
+
+
+def test_backend_generate_arguments():
+    from perceiver.model.text import clm
+
+    model = clm.CausalLanguageModel(
+        clm.CausalLanguageModelConfig(vocab_size=20, max_seq_len=12, max_latents=4, num_channels=16, num_heads=2,
+                                      num_self_attention_layers=1)
+    ).eval()  # fmt: skip
+    prompt = torch.randint(20, (2, 6))
+    # top_k=0 means "off", as in 🤗: the same as no top-k filtering
+    torch.testing.assert_close(
+        model.generate(prompt, max_new_tokens=3, top_k=0), model.generate(prompt, max_new_tokens=3, top_k=None)
+    )
+    with pytest.raises(ValueError, match=r"top_k=-1 must be None or an int >= 0"):
+        model.generate(prompt, max_new_tokens=3, top_k=-1)
+    with pytest.raises(ValueError, match=r"temperature=0.0 must be > 0"):
+        model.generate(prompt, max_new_tokens=3, temperature=0.0)
+    with pytest.raises(ValueError, match=r"max_new_tokens=-1 must be an int >= 0"):
+        model.generate(prompt, max_new_tokens=-1)
+    with pytest.raises(ValueError, match=r"x must have shape \(batch, seq_len\), got \(6,\)"):
+        model.generate(prompt[0], max_new_tokens=3)
+    with pytest.raises(TypeError, match="x must be a tensor of token ids"):
+        model.generate(prompt.tolist(), max_new_tokens=3)

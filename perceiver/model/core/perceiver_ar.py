@@ -432,7 +432,20 @@ class CausalSequenceModel(PerceiverAR):
         `min(num_latents + step, max_latents)` latents; with cache, it follows the phases described in the class
         docstring. The prompt is validated once; tokens are written into a preallocated output, so a step's cost
         does not grow with the number of generated tokens. Returns prompt and new tokens `(b, n + max_new_tokens)`.
+
+        :param top_k: sample from (or pick among) the `top_k` most likely tokens; None or 0: all (as in 🤗).
         """
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"x must be a tensor of token ids (batch, seq_len), got {type(x).__name__}")
+        if x.dim() != 2:
+            raise ValueError(f"x must have shape (batch, seq_len), got {tuple(x.shape)}")
+        if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+            raise ValueError(f"max_new_tokens={max_new_tokens!r} must be an int >= 0")
+        if top_k is not None and (not isinstance(top_k, int) or top_k < 0):
+            raise ValueError(f"top_k={top_k!r} must be None or an int >= 0 (0 and None: no top-k filtering)")
+        if not temperature > 0:
+            raise ValueError(f"temperature={temperature!r} must be > 0")
+        top_k = top_k or None
         check_latents(num_latents, x.shape[1], self.max_latents, self.max_prefix_len)
         b, n = x.shape
         self.validate_input(x, n - num_latents, pad_mask)
