@@ -70,7 +70,7 @@ def test_causal_step_predicts_the_next_token_of_the_latents(lit_class):
     labels = input_ids.masked_fill(mask == 0, -100)
     loss = lit.training_step({"input_ids": input_ids, "attention_mask": mask, "labels": labels}, 0)
     # latents are the last 4 positions (prefix 4); latent i predicts the token at position prefix + i + 1
-    logits = lit.backend_model(input_ids, prefix_len=4, pad_mask=mask == 0)
+    logits = lit.backend_model(input_ids, prefix_len=4, pad_mask=mask == 0).logits
     targets = torch.cat([input_ids[:, 5:], torch.full((2, 1), -100)], dim=1)
     torch.testing.assert_close(loss, hand_cross_entropy(logits, targets), atol=1e-6, rtol=0)
     unshifted = hand_cross_entropy(logits, input_ids[:, 4:])
