@@ -58,3 +58,16 @@ def _to_grayscale(images: Any) -> Union[np.ndarray, List[Any]]:
             return [_to_grayscale(image) for image in array]
         images = to_pil_image(array[None] if array.ndim == 2 else array)  # floats are taken to lie in [0, 1]
     return np.asarray(images.convert("L"))[None]
+
+
+def mnist_image_processor_0_11(normalize: bool = True) -> PerceiverImageClassifierInputProcessor:
+    """perceiver-io 0.11's MNIST preprocessing: grayscale images as they are (no crop or resize), scaled to [-1, 1]
+    (mean 0.5, std 0.5) with `normalize`, else [0, 1]."""
+    return PerceiverImageClassifierInputProcessor(
+        single_channel=True,
+        do_center_crop=False,
+        do_resize=False,
+        do_normalize=normalize,
+        image_mean=[0.5],
+        image_std=[0.5],
+    )

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from perceiver.data.audio.symbolic import MIDI_EXTENSIONS, SymbolicAudioDataModule, _hidden
-from perceiver.data.common import fingerprint, source_fingerprint
+from perceiver.data.common import source_fingerprint
 from perceiver.processing.midi import DEFAULT_MAX_TOKENS, Encoding
 
 
@@ -84,20 +84,10 @@ class MidiCorpusDataModule(SymbolicAudioDataModule):
             return Path(os.path.expanduser(source))
         return self.dataset_dir / "source"
 
-    @property
-    def preproc_dir(self) -> Path:
+    def source_origin(self) -> str:
+        # the local copy's files, or the download's URI (known before anything is downloaded)
         h = self.hparams
-        origin = source_fingerprint(os.path.expanduser(h.source)) if h.source else h.dataset_uri
-        key = fingerprint(
-            cls=type(self).__name__,
-            source=origin,
-            encoding=h.encoding,
-            max_tokens=h.max_tokens,
-            max_seq_len=h.max_seq_len,
-            valid_size=h.valid_size,
-            seed=h.seed,
-        )
-        return self.dataset_dir / "preproc" / f"{type(self).__name__}-{key}"
+        return source_fingerprint(os.path.expanduser(h.source)) if h.source else h.dataset_uri
 
     def _fetch(self) -> Path:
         """The corpus directory, extracting a zip copy or downloading `dataset_uri` first where needed."""

@@ -120,13 +120,17 @@ class SymbolicAudioDataModule(SplitDataModule):
     def source_dir(self) -> Path:
         return Path(os.path.expanduser(self.hparams.source))
 
+    def source_origin(self) -> str:
+        """What identifies the source data in the cache key of `preproc_dir` (a fingerprint of its files)."""
+        return source_fingerprint(str(self.source_dir))
+
     @property
     def preproc_dir(self) -> Path:
         """Where the tokenized dataset of this configuration is saved."""
         h = self.hparams
         key = fingerprint(
             cls=type(self).__name__,
-            source=source_fingerprint(str(self.source_dir)),
+            source=self.source_origin(),
             vocab_size=self.vocab_size,
             encoding=h.encoding,
             max_tokens=h.max_tokens,

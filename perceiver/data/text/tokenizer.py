@@ -6,8 +6,8 @@ import numpy as np
 from transformers import PerceiverTokenizer, PreTrainedTokenizerBase
 
 from perceiver.data.common import check_source
-from perceiver.model.core import huggingface
-from perceiver.model.core.huggingface import PERCEIVER_BYTES
+from perceiver.processing import text
+from perceiver.processing.text import PERCEIVER_BYTES
 
 _WHITESPACE = " \t\n\r\x0b\x0c"
 
@@ -16,7 +16,7 @@ def load_tokenizer(name: Optional[str] = None) -> PreTrainedTokenizerBase:
     """The tokenizer `name`: a 🤗 hub id or local directory, or None / "perceiver-bytes" for UTF-8 bytes."""
     if name not in (None, PERCEIVER_BYTES):
         check_source(name, name="tokenizer")  # a clear error for a missing local path
-    return huggingface.load_tokenizer(name)
+    return text.load_tokenizer(name)
 
 
 def is_bytes_tokenizer(tokenizer: PreTrainedTokenizerBase) -> bool:

@@ -6,7 +6,7 @@ from typing import Any, Sequence
 
 import torch
 
-from perceiver.model.vision.image_classifier.huggingface import PerceiverImageClassifierInputProcessor
+from perceiver.processing.image import PerceiverImageClassifierInputProcessor, mnist_image_processor_0_11
 
 
 class ImagePreprocessor:
@@ -37,15 +37,7 @@ class MNISTPreprocessor(ImagePreprocessor):
             DeprecationWarning,
             stacklevel=2,
         )
-        processor = PerceiverImageClassifierInputProcessor(
-            do_center_crop=False,
-            do_resize=False,
-            do_normalize=normalize,
-            image_mean=[0.5],
-            image_std=[0.5],
-            single_channel=True,
-        )
-        super().__init__(processor, channels_last)
+        super().__init__(mnist_image_processor_0_11(normalize), channels_last)
 
 
 class ImageNetPreprocessor(ImagePreprocessor):

@@ -7,7 +7,7 @@ from typing import List, Tuple, Union
 
 import numpy as np
 
-from perceiver.model.vision.optical_flow import video
+from perceiver.processing import video
 
 warnings.warn(
     "perceiver.data.vision.video_utils is deprecated, use perceiver.model.vision.optical_flow.video",

@@ -393,7 +393,25 @@ class Residual(nn.Module):
         return x + self.dropout(self.module(x, *args, **kwargs))
 
 
-class CrossAttentionLayer(nn.Sequential):
+class AttentionLayer(nn.Sequential):
+    """`[attention, Residual(MLP)]`: the shared shape of cross- and self-attention layers (0.11's module layout)."""
+
+    @property
+    def attention(self) -> MultiHeadAttention:
+        """The layer's multi-head attention module."""
+        attention = self[0]
+        return (attention.module if isinstance(attention, Residual) else attention).attention
+
+    def empty_kv_cache(self, x: torch.Tensor, capacity: Optional[int] = None) -> KVCache:
+        """An empty cache for a batch like `x` `(b, ...)`: its batch size, device and dtype (perceiver-io 0.11)."""
+        return self.attention.empty_kv_cache(x.shape[0], capacity, device=x.device, dtype=x.dtype)
+
+    def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        attention, mlp = self
+        return mlp(attention(x, *args, **kwargs))
+
+
+class CrossAttentionLayer(AttentionLayer):
     """Cross-attention followed by an MLP, each with a residual connection (the attention's is optional)."""
 
     def __init__(
@@ -430,22 +448,8 @@ class CrossAttentionLayer(nn.Sequential):
             Residual(MLP(num_q_input_channels, widening_factor, bias=mlp_bias), residual_dropout),
         )
 
-    @property
-    def attention(self) -> MultiHeadAttention:
-        """The layer's multi-head attention module."""
-        attention = self[0]
-        return (attention.module if isinstance(attention, Residual) else attention).attention
 
-    def empty_kv_cache(self, x: torch.Tensor, capacity: Optional[int] = None) -> KVCache:
-        """An empty cache for a batch like `x` `(b, ...)`: its batch size, device and dtype (perceiver-io 0.11)."""
-        return self.attention.empty_kv_cache(x.shape[0], capacity, device=x.device, dtype=x.dtype)
-
-    def forward(self, x_q: torch.Tensor, *args, **kwargs) -> torch.Tensor:
-        attention, mlp = self
-        return mlp(attention(x_q, *args, **kwargs))
-
-
-class SelfAttentionLayer(nn.Sequential):
+class SelfAttentionLayer(AttentionLayer):
     """Self-attention followed by an MLP, each with a residual connection."""
 
     def __init__(
@@ -478,20 +482,6 @@ class SelfAttentionLayer(nn.Sequential):
             Residual(self_attn, residual_dropout),
             Residual(MLP(num_channels, widening_factor, bias=mlp_bias), residual_dropout),
         )
-
-    @property
-    def attention(self) -> MultiHeadAttention:
-        """The layer's multi-head attention module."""
-        attention = self[0]
-        return (attention.module if isinstance(attention, Residual) else attention).attention
-
-    def empty_kv_cache(self, x: torch.Tensor, capacity: Optional[int] = None) -> KVCache:
-        """An empty cache for a batch like `x` `(b, ...)`: its batch size, device and dtype (perceiver-io 0.11)."""
-        return self.attention.empty_kv_cache(x.shape[0], capacity, device=x.device, dtype=x.dtype)
-
-    def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
-        attention, mlp = self
-        return mlp(attention(x, *args, **kwargs))
 
 
 class SelfAttentionBlock(nn.Sequential):

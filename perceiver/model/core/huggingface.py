@@ -9,8 +9,6 @@ from typing import Any, Callable, ClassVar, Dict, Iterator, Optional, Sequence, 
 import torch.nn as nn
 from transformers import (
     AutoConfig,
-    AutoTokenizer,
-    PerceiverTokenizer,
     PretrainedConfig,
     PreTrainedModel,
     PreTrainedTokenizerBase,
@@ -20,6 +18,7 @@ from perceiver.model.core.config import config_from_dict, config_to_dict
 from perceiver.model.core.position import check_computed_buffers
 from perceiver.model.core.saving import GENERATED_CARD_MARK, AtomicSave
 from perceiver.model.core.weights import corrupt_weights_error, find_corrupt_weights
+from perceiver.processing.text import PERCEIVER_BYTES, load_tokenizer  # noqa: F401 (re-exported)
 
 
 class PerceiverBackendConfig(PretrainedConfig):
@@ -238,17 +237,6 @@ def set_activation_checkpointing(backend_model: nn.Module, enable: bool) -> None
             found = True
     if not found:
         raise ValueError(f"{type(backend_model).__name__} has no layers that support activation checkpointing")
-
-
-PERCEIVER_BYTES = "perceiver-bytes"
-"""Tokenizer name of the Perceiver UTF-8 bytes tokenizer (`transformers.PerceiverTokenizer`, needs no files)."""
-
-
-def load_tokenizer(name: Optional[str] = None, **kwargs: Any):
-    """Tokenizer `name` (hub id or local directory), or the UTF-8 bytes tokenizer for None / "perceiver-bytes"."""
-    if name is None or name == PERCEIVER_BYTES:
-        return PerceiverTokenizer(**kwargs)
-    return AutoTokenizer.from_pretrained(os.path.expanduser(str(name)), verbose=False, **kwargs)
 
 
 def convert_lightning_checkpoint(

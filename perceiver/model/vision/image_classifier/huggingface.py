@@ -27,7 +27,7 @@ from perceiver.model.vision.image_classifier.backend import (
     ImageClassifierConfig,
     ImageEncoderConfig,
 )
-from perceiver.processing.image import PerceiverImageClassifierInputProcessor
+from perceiver.processing.image import PerceiverImageClassifierInputProcessor, mnist_image_processor_0_11
 
 logger = logging.getLogger(__name__)
 
@@ -279,13 +279,7 @@ def convert_mnist_classifier_checkpoint(
     """Converts a `LitImageClassifier` checkpoint trained on MNIST (as perceiver-io 0.11's MNIST data module
     preprocessed it: grayscale 28 x 28, no crop or resize, normalized with mean 0.5 and std 0.5) into a
     `PerceiverImageClassifier` saved with that image processor and labels "0" to "9"."""
-    image_processor = PerceiverImageClassifierInputProcessor(
-        single_channel=True,
-        do_center_crop=False,
-        do_resize=False,
-        image_mean=[0.5],
-        image_std=[0.5],
-    )
+    image_processor = mnist_image_processor_0_11()
     id2label = {i: str(i) for i in range(10)}
     label2id = {label: i for i, label in id2label.items()}
     return convert_checkpoint(save_dir, ckpt_url, image_processor, id2label=id2label, label2id=label2id, **kwargs)
