@@ -264,6 +264,8 @@ def load_sharded_checkpoint(lit_model_class: Type[LitModel], path: Any) -> LitMo
     state_dict = lit_model.state_dict()
     reader = ckpt.sharded_checkpoint_reader(path)
     reader.read_metadata()  # checked here, so that a bad file raises its own error, not one wrapped by the loader
-    dcp.load({"model": state_dict}, storage_reader=reader, no_dist=True)
+    # one process, no process group: `no_dist` where torch has it (torch < 2.7 infers it)
+    no_dist = {"no_dist": True} if "no_dist" in inspect.signature(dcp.load).parameters else {}
+    dcp.load({"model": state_dict}, storage_reader=reader, **no_dist)
     lit_model.load_state_dict(state_dict)
     return lit_model
