@@ -428,3 +428,24 @@ def test_forward_rejects_bad_input():
     with pytest.raises(ValueError, match=r"kv_cache has 2 entries, expected 3"):
         backend(torch.tensor([[3]]), 0, kv_cache=cache[:2])
     assert all(isinstance(c, KVCache) for c in cache)
+
+
+def test_validation_sample_record_of_0_11(caplog):
+    """0.11's `validation_sample_record`: a validation example (or a random one, -1) continued after validation."""
+    from types import SimpleNamespace
+
+    tokenizer = PerceiverTokenizer()
+    examples = [{"input_ids": tokenizer(text, add_special_tokens=False)["input_ids"]} for text in ("abc", "xyz")]
+    datamodule = SimpleNamespace(ds_valid=examples, tokenizer=tokenizer)
+    for record, expected in [(1, "xyz"), (-1, None)]:
+        lit = clm.LitCausalLanguageModel.create(tiny_config(), validation_sample_record=record)
+        lit.trainer = SimpleNamespace(datamodule=datamodule, global_step=0, logger=None, loggers=[])  # what it reads
+        (prompt,) = lit.validation_sample_prompts()
+        assert tokenizer.decode(prompt) in ("abc", "xyz") and (expected is None or tokenizer.decode(prompt) == expected)
+    with caplog.at_level("INFO", logger="perceiver.model.text.clm.lightning"):
+        lit.on_validation_epoch_end()
+    assert any(r.getMessage().startswith("validation sample: ") for r in caplog.records)
+    lit = clm.LitCausalLanguageModel.create(tiny_config(), validation_sample_record=2)
+    lit.trainer = SimpleNamespace(datamodule=datamodule, global_step=0, logger=None, loggers=[])
+    with pytest.raises(ValueError, match=r"validation_sample_record=2 out of range \[-1, 1\]"):
+        lit.validation_sample_prompts()

@@ -37,6 +37,8 @@ class LitCausalSequenceModel(LitModel):
     :param init_scale: standard deviation of the normal initialization of the weights.
     :param validation_sample_prompt: text whose continuation is generated and logged at the end of each validation
         epoch (needs `tokenizer` or a data module with a `tokenizer` attribute).
+    :param validation_sample_record: index of a validation example whose continuation is generated and logged at the
+        end of each validation epoch (-1: a random one each time), as in perceiver-io 0.11.
     :param tokenizer: name or path of the tokenizer for the sample (None: the data module's).
     :param validation_sample_num_tokens: number of tokens generated for the sample.
     """
@@ -67,6 +69,7 @@ class LitCausalSequenceModel(LitModel):
         activation_checkpointing: bool = False,
         activation_offloading: bool = False,
         validation_sample_prompt: Optional[str] = None,
+        validation_sample_record: Optional[int] = None,
         validation_sample_num_tokens: int = 64,
         tokenizer: Optional[str] = None,
         **kwargs: Any,
@@ -116,22 +119,45 @@ class LitCausalSequenceModel(LitModel):
         return self._eval_step(batch, "test")
 
     def on_validation_epoch_end(self) -> None:
-        if not self.hparams.validation_sample_prompt:
+        prompts = self.validation_sample_prompts()
+        if not prompts:
             return
         if self.hparams.tokenizer is not None:
-            from perceiver.model.core.huggingface import load_tokenizer
+            from perceiver.processing.text import load_tokenizer
 
             tokenizer = load_tokenizer(self.hparams.tokenizer)
         else:
             tokenizer = getattr(getattr(self.trainer, "datamodule", None), "tokenizer", None)
         if tokenizer is None:
-            logger.warning("validation_sample_prompt given, but no tokenizer to encode it")
+            logger.warning("a validation sample is asked for, but there is no tokenizer to encode or decode it")
             return
-        text = self.generate_text(self.hparams.validation_sample_prompt, tokenizer)
-        logger.info("validation sample: %s", text)
-        experiment = getattr(self.logger, "experiment", None)
-        if hasattr(experiment, "add_text"):
-            experiment.add_text("validation_sample", text, self.global_step)
+        for i, prompt in enumerate(prompts):
+            text = self.generate_text(prompt if isinstance(prompt, str) else tokenizer.decode(prompt), tokenizer)
+            logger.info("validation sample: %s", text)
+            experiment = getattr(self.logger, "experiment", None)
+            if hasattr(experiment, "add_text"):
+                experiment.add_text(f"validation_sample_{i}" if i else "validation_sample", text, self.global_step)
+
+    def validation_sample_prompts(self) -> list:
+        """The prompts of the validation samples: `validation_sample_prompt` (text), and the token ids of validation
+        example `validation_sample_record` of the data module (-1: a random one, drawn without touching the global
+        random state, so that training stays reproducible)."""
+        h = self.hparams
+        prompts = [h.validation_sample_prompt] if h.validation_sample_prompt else []
+        record = h.validation_sample_record
+        if record is None:
+            return prompts
+        dataset = getattr(getattr(self.trainer, "datamodule", None), "ds_valid", None)
+        if dataset is None or len(dataset) == 0:
+            logger.warning("validation_sample_record=%s given, but the data module has no validation examples", record)
+            return prompts
+        if not -1 <= record < len(dataset):
+            raise ValueError(
+                f"validation_sample_record={record} out of range [-1, {len(dataset) - 1}] (-1: a random example)"
+            )
+        if record == -1:
+            record = int(torch.randint(len(dataset), (), generator=torch.Generator().manual_seed(self.global_step)))
+        return prompts + [list(dataset[record]["input_ids"])]
 
     @torch.no_grad()
     def generate_text(self, prompt: str, tokenizer, top_k: int = 10) -> str:
