@@ -161,12 +161,24 @@ def _dead_pid() -> int:
     return pid
 
 
+def _in_child() -> None:
+    """Set-up of a forked child that may be killed: tqdm's write lock (a multiprocessing lock, shared with the
+    parent across fork) is replaced by one of its own, so that a child killed while it holds the lock (transformers
+    shows progress bars while saving) cannot leave the parent waiting for it forever."""
+    import threading
+
+    import tqdm
+
+    torch.set_num_threads(1)
+    tqdm.tqdm.set_lock(threading.RLock())
+
+
 def _run_child(fn) -> int:
     """Runs `fn` in a forked child; returns the signal that ended it (0 if it exited)."""
     pid = os.fork()
     if pid == 0:
         try:
-            torch.set_num_threads(1)
+            _in_child()
             fn()
         finally:
             os._exit(0)
@@ -240,7 +252,7 @@ def test_sigkill_after_random_delays_of_saves_in_a_loop_leaves_old_or_new_model(
         pid = os.fork()
         if pid == 0:
             try:
-                torch.set_num_threads(1)
+                _in_child()
                 while True:
                     save_new(new, path)
                     save_old(old, path)
