@@ -162,15 +162,15 @@ def _dead_pid() -> int:
 
 
 def _in_child() -> None:
-    """Set-up of a forked child that may be killed: tqdm's write lock (a multiprocessing lock, shared with the
-    parent across fork) is replaced by one of its own, so that a child killed while it holds the lock (transformers
-    shows progress bars while saving) cannot leave the parent waiting for it forever."""
-    import threading
-
-    import tqdm
+    """Set-up of a forked child that may be killed: no progress bars. tqdm's write lock is a multiprocessing lock that
+    the child shares with the parent across fork; a child killed while holding it (transformers shows progress bars
+    while saving and loading) would leave the parent waiting for it forever."""
+    from huggingface_hub.utils import disable_progress_bars
+    from transformers.utils.logging import disable_progress_bar
 
     torch.set_num_threads(1)
-    tqdm.tqdm.set_lock(threading.RLock())
+    disable_progress_bar()
+    disable_progress_bars()
 
 
 def _run_child(fn) -> int:
