@@ -85,6 +85,9 @@ def write_sharded_checkpoint(rank: int, port: int, path: str) -> None:
             full = model.state_dict()
         if rank == 0:
             torch.save(full, path.parent / "full.pt")
+        # Both ranks leave together: a rank that tears gloo down while its peer still talks to it can abort
+        # ("terminate called without an active exception"), seen under load.
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
