@@ -32,6 +32,7 @@ from benchmarks.common import (
     machine,
     matmul_peak,
     median,
+    print_timings,
     sync,
     time_interleaved,
 )
@@ -94,13 +95,7 @@ def compare(args, source_config: PerceiverConfig, dev: torch.device) -> None:
         f"batch {args.batch_size} x {seq_len} tokens; {machine(dev)}; median of {args.repeats}"
     )
     print(f"matmul peak: {peak / 1e9:.1f} GFLOP/s; model FLOPs: {flops / 1e9:.2f} GFLOP; max abs diff {max_diff:.1e}")
-    base = median(times["transformers"])
-    for name, t in times.items():
-        seconds = median(t)
-        print(
-            f"{name:26s} {seconds * 1000:9.1f} ms  {seconds / base:5.2f}x transformers' time  "
-            f"{flops / seconds / peak * 100:5.1f}% of matmul peak"
-        )
+    print_timings(times, "transformers", flops, peak, width=26)
 
 
 def long_input_run(impl: str, seq_len: int, repeats: int) -> dict:
