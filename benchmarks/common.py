@@ -98,9 +98,13 @@ def print_timings(
         )
 
 
-def compiled(module: torch.nn.Module) -> torch.nn.Module:
-    """`torch.compile` of `module` (a compiled wrapper sharing its parameters)."""
-    return torch.compile(module)
+def compiled(module: torch.nn.Module, frozen: bool = False) -> torch.nn.Module:
+    """`torch.compile` of `module` (a compiled wrapper sharing its parameters).
+
+    :param frozen: inductor's `freezing` option, for inference without gradients: weights become constants of the
+        graph, so that GEMMs take prepacked weights and constant subexpressions fold. Later weight updates are not seen.
+    """
+    return torch.compile(module, options={"freezing": True} if frozen else None)
 
 
 PIO_011_DIR = os.environ.get("PIO_011_DIR", "/tmp/pio011")
