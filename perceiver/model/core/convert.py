@@ -134,6 +134,16 @@ def attention_shape(source: nn.Module) -> Dict[str, int]:
     }
 
 
+def copy_encoder_weights(source: nn.Module, target: nn.Module) -> None:
+    """Copies the latents and the attention layers of a transformers Perceiver model `source` into a
+    `PerceiverEncoder` built from `encoder_config_fields(source)` (its input adapter is the caller's)."""
+    src = source.perceiver
+    _copy_param(src.embeddings.latents, target.latent_provider._query)
+    copy_cross_attention_layer(src.encoder.cross_attention, target.cross_attn_1)
+    for src_layer, dst_layer in zip(src.encoder.self_attends, target.self_attn_1, strict=True):
+        copy_self_attention_layer(src_layer, dst_layer)
+
+
 def copy_cross_attention_layer(source: nn.Module, target: CrossAttentionLayer) -> None:
     attention, mlp = target
     cross_attention = attention.module if isinstance(attention, Residual) else attention

@@ -10,7 +10,7 @@ import transformers
 
 from perceiver.model.core.convert import (
     copy_cross_attention_layer,
-    copy_self_attention_layer,
+    copy_encoder_weights,
     decoder_config_fields,
     encoder_config_fields,
     fourier_position_fields,
@@ -119,10 +119,7 @@ def copy_weights(source, target: ImageClassifier) -> None:
         elif input_adapter == "conv":
             adapter.conv.weight.copy_(preprocessor.convnet.conv.weight)
             adapter.norm.load_state_dict(preprocessor.convnet.batchnorm.state_dict())
-        encoder.latent_provider._query.copy_(src.embeddings.latents)
-        copy_cross_attention_layer(src.encoder.cross_attention, encoder.cross_attn_1)
-        for src_layer, dst_layer in zip(src.encoder.self_attends, encoder.self_attn_1):
-            copy_self_attention_layer(src_layer, dst_layer)
+        copy_encoder_weights(source, encoder)
         src_decoder = src.decoder.decoder
         decoder.output_query_provider._query.copy_(src_decoder.output_position_encodings.position_embeddings)
         copy_cross_attention_layer(src_decoder.decoding_cross_attention, decoder.cross_attn)

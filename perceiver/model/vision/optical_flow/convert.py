@@ -8,7 +8,7 @@ import torch
 
 from perceiver.model.core.convert import (
     copy_cross_attention_layer,
-    copy_self_attention_layer,
+    copy_encoder_weights,
     decoder_config_fields,
     encoder_config_fields,
     fourier_position_fields,
@@ -65,10 +65,7 @@ def copy_weights(source, target: OpticalFlow) -> None:
     src = source.perceiver
     with torch.no_grad():
         encoder.input_adapter.linear.load_state_dict(src.input_preprocessor.conv_after_patches.state_dict())
-        encoder.latent_provider._query.copy_(src.embeddings.latents)
-        copy_cross_attention_layer(src.encoder.cross_attention, encoder.cross_attn_1)
-        for src_layer, dst_layer in zip(src.encoder.self_attends, encoder.self_attn_1):
-            copy_self_attention_layer(src_layer, dst_layer)
+        copy_encoder_weights(source, encoder)
         copy_cross_attention_layer(src.decoder.decoder.decoding_cross_attention, decoder.cross_attn)
         decoder.output_adapter.linear.load_state_dict(src.decoder.decoder.final_layer.state_dict())
 
