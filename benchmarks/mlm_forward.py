@@ -37,7 +37,7 @@ from benchmarks.common import (
     time_interleaved,
 )
 from perceiver.model.text.mlm import PerceiverMaskedLanguageModel, PerceiverMaskedLanguageModelConfig
-from perceiver.model.text.mlm.huggingface import convert_config, copy_weights
+from perceiver.model.text.mlm.convert import convert_config, copy_weights
 
 LANGUAGE_PERCEIVER = dict(
     vocab_size=262,
