@@ -115,7 +115,8 @@ class PerceiverIOConfig:
 
     :param encoder: encoder config.
     :param decoder: decoder config.
-    :param num_latents: number of latent vectors.
+    :param num_latents: number of latent vectors (the size of the latent array; not Perceiver AR's `num_latents` of
+        `generate`, the number of latent positions at the end of a prompt).
     :param num_latent_channels: channels of each latent vector.
     :param activation_checkpointing: recompute activations of the attention layers in the backward pass instead of
         storing them (less memory, more compute).

@@ -216,10 +216,14 @@ class PerceiverAR(nn.Module):
 class CausalSequenceModelConfig(PerceiverARConfig):
     """Perceiver AR over a token sequence with logits tied to the token embedding (text, symbolic audio).
 
+    :param vocab_size: number of token ids.
     :param max_seq_len: maximum number of positions (prefix + latents).
     :param max_latents: maximum number of latents; `max_seq_len - max_latents` is the maximum prefix length.
+    :param num_channels: model channels (token embedding, attention layers).
     :param output_norm: layer norm before the output projection.
+    :param output_bias: learned bias of the output logits.
     :param abs_pos_emb: learned absolute position embedding (then rotary embedding rotates half of each head).
+    :param init_scale: standard deviation of the normal initialization of the weights.
     """
 
     vocab_size: int = 262

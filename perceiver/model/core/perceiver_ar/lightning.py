@@ -35,11 +35,10 @@ class LitCausalSequenceModel(LitModel):
     The last `min(n, max_latents)` positions of each batch are latents; the loss covers their next-token predictions.
     Logs loss, perplexity and next-token accuracy.
 
-    :param vocab_size: number of token ids (the CLI takes it from the data module).
-    :param max_seq_len: maximum number of positions, prefix plus latents (the CLI takes it from the data module).
-    :param num_channels: model channels (token embedding, attention layers).
-    :param output_bias: learned bias of the output logits.
-    :param init_scale: standard deviation of the normal initialization of the weights.
+    Init arguments up to `activation_offloading` are the fields of `backend_config_class`, which describes them and
+    is the one source of their defaults (`tests/test_lightning_signatures.py` keeps both in agreement); the CLI takes
+    `vocab_size` and `max_seq_len` from the data module.
+
     :param validation_sample_prompt: text whose continuation is generated and logged at the end of each validation
         epoch (needs `tokenizer` or a data module with a `tokenizer` attribute).
     :param validation_sample_record: index of a validation example whose continuation is generated and logged at the
