@@ -47,8 +47,11 @@ class PerceiverEncoder(nn.Module):
     `i < num_cross_attention_layers`. Block 1 and cross-attention layer 1 have their own weights; all later ones
     share the weights of `self_attn_n` / `cross_attn_n` (or of the first ones when `first_*_shared`).
 
+    :param checkpointing: activation checkpointing of the attention layers in training (default: off).
+
     perceiver-io 0.11 took the `EncoderConfig` fields as keyword arguments instead of `config` (with 4 heads and 6
-    layers per block by default); that still works, with a DeprecationWarning.
+    layers per block by default), and `activation_checkpointing` / `activation_offloading` instead of
+    `checkpointing`; that still works, with a DeprecationWarning.
     """
 
     def __init__(
@@ -147,8 +150,11 @@ class PerceiverEncoder(nn.Module):
 class PerceiverDecoder(nn.Module):
     """Perceiver IO decoder: cross-attention from output queries to the latents, then the output adapter.
 
+    :param checkpointing: activation checkpointing of the cross-attention in training (default: off).
+
     perceiver-io 0.11 took the `DecoderConfig` fields as keyword arguments instead of `config` (with 4 heads by
-    default); that still works, with a DeprecationWarning.
+    default), and `activation_checkpointing` / `activation_offloading` instead of `checkpointing`; that still works,
+    with a DeprecationWarning.
     """
 
     def __init__(
