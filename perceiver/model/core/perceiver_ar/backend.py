@@ -136,14 +136,16 @@ class PerceiverAR(nn.Module):
 
         :param x: input `(b, n)` of the input adapter; with `kv_cache`, only the positions that follow the cached ones.
         :param prefix_len: number of leading positions of `x` that are prefix; the other `n - prefix_len` are latents.
-        :param pad_mask: `(b, n_cached + n)`, True marks (left) padding. The absolute positions of padded rows are
-            shifted so that their first real token gets position 0.
+        :param pad_mask: `(b, m)`, True marks (left) padding, aligned with the end of the sequence: its last
+            `n_cached + n` columns (`n` without cache) are those of the cached and new positions, in either mode. The
+            absolute positions of padded rows are shifted so that their first real token gets position 0.
         :param kv_cache: `[cross-attention, self-attention layer 0, ...]` caches (see `empty_kv_cache`), extended in
             place. The cross-attention cache holds all cached positions; a self-attention cache holds the latents.
         :return: hidden states of the latents `(b, n - prefix_len, num_channels)`.
         """
         b, n = x.shape[:2]
         n_cached = 0 if kv_cache is None else kv_cache[0].seq_len
+        pad_mask = window_mask(pad_mask, n_cached + n)
         if n_cached == 0:
             shift = None if pad_mask is None else pad_mask.sum(dim=1, keepdim=True)
             x, frq_pos_enc = self.input_adapter(x, abs_pos=positions(b, n, shift, device=x.device))
@@ -200,7 +202,8 @@ class PerceiverAR(nn.Module):
         new_pos = torch.arange(cache.seq_len, n_window, device=x.device).expand(b, n)
         stream_pos = torch.arange(cache.position, cache.position + n, device=x.device).expand(b, n)
         if pad_mask is not None:
-            new_pos = (new_pos - window_mask(pad_mask, n_window).sum(dim=1, keepdim=True)).clamp(min=0)
+            # pad_mask covers the window: cached and new positions
+            new_pos = (new_pos - pad_mask.sum(dim=1, keepdim=True)).clamp(min=0)
         if cache.position_shift is not None:
             stream_pos = (stream_pos - cache.position_shift).clamp(min=0)
         x, _ = self.input_adapter(x, abs_pos=new_pos)
@@ -325,11 +328,8 @@ class CausalSequenceModel(PerceiverAR):
         self, x: torch.Tensor, prefix_len: int, pad_mask: Optional[torch.Tensor], kv_cache: Optional[List[KVCache]]
     ) -> "CausalSequenceModelOutput":
         # forward of validated input (generation loops validate their prompt once, then call this per step)
-        n_cached = 0 if kv_cache is None else kv_cache[0].seq_len
-        if n_cached > 0:
+        if kv_cache is not None and kv_cache[0].seq_len > 0:
             self._make_room(kv_cache, x.shape[1])
-            n_cached = kv_cache[0].seq_len
-        pad_mask = window_mask(pad_mask, n_cached + x.shape[1])
         h = super().forward(x, prefix_len=prefix_len, pad_mask=pad_mask, kv_cache=kv_cache)
         if self.config.output_norm:
             h = self.out_norm(h)
