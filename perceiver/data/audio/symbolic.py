@@ -20,7 +20,7 @@ from perceiver.data.common import (
     split_off,
 )
 from perceiver.data.text.collator import CausalLanguageModelCollator
-from perceiver.data.text.common import RandomShiftDataset, chunk
+from perceiver.data.text.tasks import RandomShiftDataset, chunk
 from perceiver.processing.midi import DEFAULT_MAX_TOKENS, ENCODINGS, Encoding, MidiTokenizer, encode_files
 
 MIDI_EXTENSIONS = (".mid", ".midi")

@@ -5,7 +5,8 @@ from typing import Optional
 from torch.utils.data import DataLoader
 
 from perceiver.data.common import dataloader
-from perceiver.data.text.common import TaskName, TextDataModule, non_empty, tokenize_and_chunk
+from perceiver.data.text.common import TaskName, TextDataModule
+from perceiver.data.text.tasks import non_empty, tokenize_and_chunk
 
 _MAP_BATCH_SIZE = 100
 
@@ -73,8 +74,7 @@ class C4DataModule(TextDataModule):
                     text_column=h.text_column,
                     add_special_tokens=h.add_special_tokens,
                     block_len=h.max_seq_len,
-                    eos_token_id=self.tokenizer.eos_token_id if h.task == "clm" and h.add_eos_token else None,
-                    with_word_ids=h.task == "mlm" and h.mask_words,
+                    **self.text_task.chunk_options(self.tokenizer),
                 ),
             )
         )
