@@ -20,6 +20,7 @@ from perceiver.data.text import (
     ImdbDataModule,
     TextDataModule,
     TextFilesDataModule,
+    WikiBookDataModule,
     WikipediaDataModule,
     WikiTextDataModule,
 )
@@ -363,6 +364,57 @@ def test_hub_layout_copies(tmp_path, cls, layout, splits):
         assert dm.tokenizer.decode(dm.ds_test[0]["input_ids"]) == texts[120:][0][:32]
     batch = next(iter(dm.train_dataloader()))
     assert batch["input_ids"].shape == (16, 32)
+
+
+def test_wikibook_concatenates_wikipedia_and_bookcorpus(tmp_path, wordpiece):
+    texts = paragraphs()
+    write_parquet(tmp_path / "wiki" / "20231101.en" / "train-00000-of-00001.parquet", texts[:60], title="t")
+    write_parquet(tmp_path / "books" / "plain_text" / "train" / "0000.parquet", texts[60:120])
+    args = dict(tokenizer=wordpiece, max_seq_len=32, valid_size=0.2, batch_size=8, num_workers=0, preproc_workers=1)
+    dm = WikiBookDataModule(
+        wikipedia_source=str(tmp_path / "wiki"),
+        bookcorpus_source=str(tmp_path / "books"),
+        dataset_dir=str(tmp_path / "datasets"),
+        static_masking=True,
+        **args,
+    )
+    dm.setup()
+    # each corpus is preprocessed (and cached) by its own data module: the same configuration alone reuses it
+    wiki = WikipediaDataModule(source=str(tmp_path / "wiki"), dataset_dir=str(tmp_path / "datasets"), **args)
+    books = BookCorpusDataModule(source=str(tmp_path / "books"), dataset_dir=str(tmp_path / "datasets"), **args)
+    assert dm.preproc_dirs == [wiki.preproc_dir, books.preproc_dir]
+    assert all((d / "dataset_dict.json").is_file() for d in dm.preproc_dirs)
+    wiki.setup(), books.setup()
+    for split in ("train", "valid"):
+        ours = getattr(dm, f"ds_{split}")
+        parts = [getattr(wiki, f"ds_{split}"), getattr(books, f"ds_{split}")]
+        assert len(ours) == sum(len(p) for p in parts) and all(len(p) > 0 for p in parts)
+        assert ours.dataset[len(parts[0])]["input_ids"] == parts[1][0]["input_ids"]  # Bookcorpus after Wikipedia
+    assert dm.ds_test is None
+    # 0.11's default task and masking (whole words, here static)
+    batch = next(iter(dm.val_dataloader()))
+    assert batch["input_ids"].shape == (8, 32) and (batch["labels"] != -100).any()
+    assert (batch["input_ids"] == dm.tokenizer.mask_token_id).any()
+    assert batch["input_ids"].tolist() == next(iter(dm.val_dataloader()))["input_ids"].tolist()  # static masking
+    # 0.11's separate directories
+    separate = WikiBookDataModule(
+        wikipedia_source=str(tmp_path / "wiki"),
+        bookcorpus_source=str(tmp_path / "books"),
+        dataset_dirs=(str(tmp_path / "w"), str(tmp_path / "b")),
+        task="clm",
+        **args,
+    )
+    separate.setup()
+    assert [d.parent.parent for d in separate.preproc_dirs] == [tmp_path / "w", tmp_path / "b"]
+    assert next(iter(separate.train_dataloader()))["input_ids"].shape == (8, 32)
+    with pytest.raises(ValueError, match="supports tasks 'mlm' and 'clm', not 'clf'"):
+        WikiBookDataModule(task="clf", tokenizer=wordpiece)
+    with pytest.raises(ValueError, match="dataset_dirs=.* must be two directories"):
+        WikiBookDataModule(dataset_dirs=["a"], tokenizer=wordpiece)
+    with pytest.raises(ValueError, match="source='x': WikiBookDataModule takes wikipedia_source, bookcorpus_source"):
+        WikiBookDataModule(source="x", tokenizer=wordpiece)
+    # each module's own validation size unless given (the CLI passes what it lists)
+    assert [p.hparams.valid_size for p in WikiBookDataModule(tokenizer=wordpiece).parts] == [0.005, 0.001]
 
 
 def test_enwik8_raw_file(tmp_path):

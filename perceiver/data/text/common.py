@@ -326,11 +326,14 @@ class TextDataModule(SplitDataModule):
 
     # ---- datasets and loaders ----
 
-    def setup(self, stage: Optional[str] = None) -> None:
+    def load_preprocessed(self) -> datasets.DatasetDict:
+        """The preprocessed splits (preprocessed first where a trainer has not called `prepare_data`)."""
         if not (self.preproc_dir / "dataset_dict.json").is_file():
-            # used without a trainer (which calls prepare_data first)
             self.prepare_data()
-        dataset = datasets.load_from_disk(str(self.preproc_dir))
+        return datasets.load_from_disk(str(self.preproc_dir))
+
+    def setup(self, stage: Optional[str] = None) -> None:
+        dataset = self.load_preprocessed()
         self.ds_train = dataset["train"]
         self.ds_valid = dataset["valid"]
         self.ds_test = dataset["test"] if "test" in dataset else None
