@@ -460,6 +460,60 @@ def test_c4_streaming(tmp_path):
     assert dm.tokenizer.decode(original_tokens(valid)[0]) == texts[100][:32]
 
 
+def test_c4_options_of_0_11(tmp_path):
+    """0.11's C4 options (its FSDP example's `--data.min_seq_len`, `--data.concat_batch_size`,
+    `--data.num_train_workers`, `--data.num_valid_workers`, ...) do what they did there, through this module's."""
+    texts = paragraphs()
+    directory = tmp_path / "c4" / "en"
+    directory.mkdir(parents=True)
+    for name, part in [
+        ("c4-train.00000-of-00002.json.gz", texts[:50]),
+        ("c4-train.00001-of-00002.json.gz", texts[50:100]),
+        ("c4-validation.00000-of-00001.json.gz", texts[100:130]),
+    ]:
+        with gzip.open(directory / name, "wt") as f:
+            f.write("\n".join(json.dumps({"text": t, "timestamp": "2019", "url": "u"}) for t in part))
+    args = dict(source=str(tmp_path / "c4"), dataset_dir=str(tmp_path / "datasets"), max_seq_len=32, batch_size=4)
+    with pytest.warns(DeprecationWarning) as warned:
+        dm = C4DataModule(
+            task="clm",
+            min_seq_len=8,
+            concat_batch_size=5,
+            shuffle_window_size=20,
+            shuffle_window_seed=3,
+            num_train_workers=0,
+            num_valid_workers=1,
+            **args,
+        )
+    messages = " ".join(str(w.message) for w in warned)
+    for old, new in [("min_seq_len", "random_train_truncation=True and random_min_seq_len=8"),
+                     ("concat_batch_size", "preproc_batch_size"), ("shuffle_window_size", "shuffle_buffer_size"),
+                     ("shuffle_window_seed", "seed")]:  # fmt: skip
+        assert f"{old} is deprecated, use {new}" in messages
+    h = dm.hparams
+    assert (h.random_train_truncation, h.random_min_seq_len, h.preproc_batch_size) == (True, 8, 5)
+    assert (h.shuffle_buffer_size, h.seed, h.min_seq_len, h.concat_batch_size) == (20, 3, None, None)
+    dm.setup()
+    # min_seq_len: training batches of random lengths in [8, 32], validation batches of full length
+    train_lengths = {b["input_ids"].shape[1] for b in dm.train_dataloader()}
+    assert len(train_lengths) > 1 and min(train_lengths) >= 8 and max(train_lengths) <= 32
+    assert {b["input_ids"].shape[1] for b in dm.val_dataloader()} == {32}
+    # concat_batch_size: documents concatenated per chunking batch (the validation stream is in order)
+    lengths = [len(t.encode()) for t in texts[100:130]]
+    expected = sum(max(sum(lengths[i : i + 5]) // 32, 1) for i in range(0, 30, 5))
+    assert sum(b["input_ids"].shape[0] for b in dm.val_dataloader()) == expected
+    # num_train_workers / num_valid_workers: the loaders' workers
+    assert (dm.train_dataloader().num_workers, dm.val_dataloader().num_workers) == (0, 1)
+    # rank / world_size (0.11's, default: the trainer's): each process streams its own shard
+    second = C4DataModule(rank=1, world_size=2, num_workers=0, **args)
+    second.setup()
+    streamed = sum(b["attention_mask"].sum().item() for b in second.train_dataloader())
+    shard_bytes = sum(len(t.encode()) for t in texts[50:100])
+    assert shard_bytes - 40 * 32 < streamed <= shard_bytes
+    with pytest.raises(ValueError, match="rank=2 and world_size=2 must both be given, with 0 <= rank < world_size"):
+        C4DataModule(rank=2, world_size=2, **args)
+
+
 # ---------- errors ----------
 
 

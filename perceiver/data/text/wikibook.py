@@ -4,6 +4,11 @@ from typing import Optional, Sequence, Union
 
 import datasets
 
+try:
+    from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
+except ImportError:  # a Lightning version without it
+    _given_hyperparameters = None
+
 from perceiver.data.common import DEFAULT_DATASET_DIR
 from perceiver.data.text.bookcorpus import BookCorpusDataModule
 from perceiver.data.text.common import TaskName, TextDataModule
@@ -35,10 +40,10 @@ class WikiBookDataModule(TextDataModule):
         valid_size: Optional[Union[int, float]] = None,
         **kwargs,
     ):
-        for name in ("source", "config_name", "revision"):
-            if kwargs.get(name) is not None:
-                given = f"{name}={kwargs[name]!r}"
-                raise ValueError(f"{given}: WikiBookDataModule takes wikipedia_source, bookcorpus_source")
+        for name in ("source", "config_name", "revision"):  # each part's own (the CLI lists them, as None)
+            value = kwargs.pop(name, None)
+            if value is not None:
+                raise ValueError(f"{name}={value!r}: WikiBookDataModule takes wikipedia_source, bookcorpus_source")
         if valid_size is not None:
             kwargs["valid_size"] = valid_size
         super().__init__(dataset_dir=dataset_dir, task=task, **kwargs)
@@ -69,6 +74,12 @@ class WikiBookDataModule(TextDataModule):
 
 
 def _part(cls, **kwargs) -> TextDataModule:
-    # built outside `__init__`: Lightning's `save_hyperparameters` reads the arguments of every enclosing `__init__`
-    # of a data module on the stack, and would record this module's (e.g. its `dataset_dir`) as the part's
-    return cls(**kwargs)
+    # Lightning's `save_hyperparameters` records a data module's arguments from the enclosing `__init__` frames on the
+    # stack (so the part is built outside `__init__`), or, while the Lightning CLI instantiates a class, from the
+    # CLI's configuration (of this module, not the part's: unset here while the part is built)
+    token = _given_hyperparameters.set(None) if _given_hyperparameters is not None else None
+    try:
+        return cls(**kwargs)
+    finally:
+        if token is not None:
+            _given_hyperparameters.reset(token)
