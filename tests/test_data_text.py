@@ -18,6 +18,7 @@ from perceiver.data.text import (
     CausalLanguageModelCollator,
     Enwik8DataModule,
     ImdbDataModule,
+    Task,
     TextDataModule,
     TextFilesDataModule,
     WikiBookDataModule,
@@ -313,6 +314,32 @@ def test_preprocessing_is_cached_per_configuration(tmp_path, monkeypatch):
     with open(text_dir / "valid.txt", "a") as f:
         f.write("one more line\n")
     assert dm.preproc_dir != before
+
+
+def test_task_objects_hold_each_tasks_rules(tmp_path, text_dir):
+    """One object per task, chosen once: which options enter the cache key (EOS tokens only for clm, word ids only
+    for mlm with whole-word masking, the label column only for clf), the padding side, the batch class."""
+    from perceiver.data.text.collator import CausalTextBatch, TextBatch
+    from perceiver.data.text.tasks import CausalLanguageModeling, Classification, MaskedLanguageModeling
+
+    options = dict(add_eos_token=True, label_column="y", tokenizer=None)
+    cases = [  # task, mask_words, task object, fingerprint parts (add_eos_token, word_ids, label_column)
+        ("mlm", True, MaskedLanguageModeling, (False, True, None)),
+        ("mlm", False, MaskedLanguageModeling, (False, False, None)),
+        ("clm", True, CausalLanguageModeling, (True, False, None)),
+        ("clf", True, Classification, (False, False, "y")),
+    ]
+    for task, mask_words, cls, parts in cases:
+        dm = TextFilesDataModule(
+            source=str(text_dir), dataset_dir=str(tmp_path), task=Task(task), mask_words=mask_words, **options
+        )
+        parts = dict(zip(("add_eos_token", "word_ids", "label_column"), parts))
+        assert type(dm.text_task) is cls and dm.text_task.fingerprint_parts() == parts
+        assert dm.tokenizer.padding_side == ("left" if task == "clm" else "right")
+        assert dm.collator().batch_class is (CausalTextBatch if task == "clm" else TextBatch)
+        assert dm.text_task.chunk_options(dm.tokenizer) == dict(
+            eos_token_id=dm.tokenizer.eos_token_id if task == "clm" else None, with_word_ids=parts["word_ids"]
+        )
 
 
 def test_preprocessing_with_worker_processes(tmp_path):
