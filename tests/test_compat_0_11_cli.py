@@ -4,6 +4,7 @@ migration guide."""
 
 import json
 import warnings
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -388,3 +389,55 @@ def test_wikibook_data_module_of_0_11_trains(tmp_path, monkeypatch):
         (str(tmp_path / "books"), 0.001),
     ]
     assert len(cli.datamodule.ds_train) == sum(len(p.load_preprocessed()["train"]) for p in parts)
+
+
+def _clip_under_fsdp(rank: int, port: int, path: str) -> None:
+    """One of 2 processes: ClipGradNorm's FSDP branch clips the norm over all shards (Lightning cannot run FSDP on
+    CPU, so the hook is called as the trainer would, with the FSDP root as the strategy's model)."""
+    import os
+    from types import SimpleNamespace
+
+    import torch.distributed as dist
+    from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+
+    from perceiver.scripts.text.clm_fsdp import ClipGradNorm
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    try:
+        torch.manual_seed(0)
+        module = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.Linear(32, 4))
+        model = FSDP(module, device_id=torch.device("cpu"), use_orig_params=True)
+        model(torch.randn(16, 8)).pow(2).sum().mul(100).backward()
+
+        def global_norm() -> float:
+            local = sum(p.grad.pow(2).sum() for p in model.parameters() if p.grad is not None)
+            total = torch.as_tensor(local, dtype=torch.float64).reshape(1)
+            dist.all_reduce(total)
+            return total.sqrt().item()
+
+        before = global_norm()
+        trainer = SimpleNamespace(strategy=SimpleNamespace(model=model))
+        ClipGradNorm(0.001).on_before_optimizer_step(trainer, model, None)
+        if rank == 0:
+            Path(path).write_text(json.dumps({"before": before, "after": global_norm()}))
+        else:
+            global_norm()
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_clip_grad_norm_under_fsdp(tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_clip_under_fsdp, args=(port, str(tmp_path / "norms.json")), nprocs=2)
+    norms = json.loads((tmp_path / "norms.json").read_text())
+    assert norms["before"] > 1.0 and norms["after"] <= 0.001 * 1.001
