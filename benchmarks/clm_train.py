@@ -23,7 +23,7 @@ from benchmarks.common import (
     import_perceiver_io_011,
     machine,
     matmul_peak,
-    median,
+    print_timings,
     time_interleaved,
 )
 from perceiver.model.text.clm import CausalLanguageModel, CausalLanguageModelConfig
@@ -100,13 +100,7 @@ def main() -> None:
         f"median of {args.repeats}"
     )
     print(f"matmul peak: {peak / 1e9:.1f} GFLOP/s; model FLOPs per step: {flops / 1e9:.2f} GFLOP")
-    base = median(times["perceiver-io 0.11"])
-    for name, t in times.items():
-        seconds = median(t)
-        print(
-            f"{name:28s} {seconds * 1000:9.1f} ms/step  {seconds / base:5.2f}x 0.11's time  "
-            f"{flops / seconds / peak * 100:5.1f}% of matmul peak"
-        )
+    print_timings(times, "perceiver-io 0.11", flops, peak, unit="ms/step")
 
 
 if __name__ == "__main__":

@@ -82,9 +82,29 @@ def median(values: List[float]) -> float:
     return statistics.median(values)
 
 
-def compiled(module: torch.nn.Module) -> torch.nn.Module:
-    """`torch.compile` of `module` (a compiled wrapper sharing its parameters)."""
-    return torch.compile(module)
+def print_timings(
+    times: Dict[str, List[float]], peer: str, flops: float, peak: float, unit: str = "ms", width: int = 28
+) -> None:
+    """One line per timed function: median time, ratio to the peer's median time, and model FLOP/s as a fraction
+    of the matmul peak."""
+    base = median(times[peer])
+    peers = f"{peer}'" if peer.endswith("s") else f"{peer}'s"
+    for name, t in times.items():
+        seconds = median(t)
+        print(
+            f"{name:{width}s} {seconds * 1000:9.1f} {unit}  {seconds / base:5.2f}x {peers} time  "
+            f"{flops / seconds / peak * 100:5.1f}% of matmul peak",
+            flush=True,
+        )
+
+
+def compiled(module: torch.nn.Module, frozen: bool = False) -> torch.nn.Module:
+    """`torch.compile` of `module` (a compiled wrapper sharing its parameters).
+
+    :param frozen: inductor's `freezing` option, for inference without gradients: weights become constants of the
+        graph, so that GEMMs take prepacked weights and constant subexpressions fold. Later weight updates are not seen.
+    """
+    return torch.compile(module, options={"freezing": True} if frozen else None)
 
 
 PIO_011_DIR = os.environ.get("PIO_011_DIR", "/tmp/pio011")

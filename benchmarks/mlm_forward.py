@@ -5,7 +5,7 @@ Default: the deepmind/language-perceiver architecture (d_model 768, d_latents 12
 layers, qk 256, v 1280) on 1 x 2048 tokens, random weights (nothing is downloaded).
 
     python -m benchmarks.mlm_forward                      # language-perceiver, eager
-    python -m benchmarks.mlm_forward --layers 6 --compile # also both models under torch.compile
+    python -m benchmarks.mlm_forward --layers 6 --compile # also both models compiled (plain, frozen weights)
     python -m benchmarks.mlm_forward --long               # 1k, 4k, 16k, 64k tokens: time and peak memory
     python -m benchmarks.mlm_forward --quick              # a small model, for a smoke test
 
@@ -32,11 +32,12 @@ from benchmarks.common import (
     machine,
     matmul_peak,
     median,
+    print_timings,
     sync,
     time_interleaved,
 )
 from perceiver.model.text.mlm import PerceiverMaskedLanguageModel, PerceiverMaskedLanguageModelConfig
-from perceiver.model.text.mlm.huggingface import convert_config, copy_weights
+from perceiver.model.text.mlm.convert import convert_config, copy_weights
 
 LANGUAGE_PERCEIVER = dict(
     vocab_size=262,
@@ -72,7 +73,12 @@ def compare(args, source_config: PerceiverConfig, dev: torch.device) -> None:
     mask = torch.ones_like(input_ids)
     models = {"perceiver-io": ours, "transformers": theirs}
     if args.compile:
-        models.update({f"{name}, compiled": compiled(m) for name, m in list(models.items())})
+        models.update(
+            {
+                **{f"{name}, compiled": compiled(m) for name, m in models.items()},
+                **{f"{name}, compiled frozen": compiled(m, frozen=True) for name, m in models.items()},
+            }
+        )
 
     def forward(model):
         def run():
@@ -94,13 +100,7 @@ def compare(args, source_config: PerceiverConfig, dev: torch.device) -> None:
         f"batch {args.batch_size} x {seq_len} tokens; {machine(dev)}; median of {args.repeats}"
     )
     print(f"matmul peak: {peak / 1e9:.1f} GFLOP/s; model FLOPs: {flops / 1e9:.2f} GFLOP; max abs diff {max_diff:.1e}")
-    base = median(times["transformers"])
-    for name, t in times.items():
-        seconds = median(t)
-        print(
-            f"{name:26s} {seconds * 1000:9.1f} ms  {seconds / base:5.2f}x transformers' time  "
-            f"{flops / seconds / peak * 100:5.1f}% of matmul peak"
-        )
+    print_timings(times, "transformers", flops, peak, width=32)
 
 
 def long_input_run(impl: str, seq_len: int, repeats: int) -> dict:

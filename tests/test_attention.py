@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from perceiver.model.core import (
+    ActivationCheckpointing,
     CrossAttentionLayer,
     FrequencyPositionEncoding,
     KVCache,
@@ -113,13 +114,24 @@ def test_invalid_channel_counts_raise():
 def test_activation_checkpointing_gives_same_gradients():
     torch.manual_seed(1)
     plain = SelfAttentionBlock(num_layers=2, num_heads=2, num_channels=8)
-    ckpt = SelfAttentionBlock(num_layers=2, num_heads=2, num_channels=8, activation_checkpointing=True)
+    ckpt = SelfAttentionBlock(num_layers=2, num_heads=2, num_channels=8, checkpointing=ActivationCheckpointing(True))
     ckpt.load_state_dict(plain.state_dict())
     x = torch.randn(2, 5, 8)
     plain(x).sum().backward()
     ckpt(x).sum().backward()
     for p1, p2 in zip(plain.parameters(), ckpt.parameters()):
         torch.testing.assert_close(p1.grad, p2.grad)
+
+
+@pytest.mark.parametrize("offload", [False, True])
+def test_0_11_checkpointing_flags_still_work(offload):
+    with pytest.warns(DeprecationWarning, match=r"checkpointing=ActivationCheckpointing\(enabled=True"):
+        block = SelfAttentionBlock(
+            num_layers=1, num_heads=2, num_channels=8, activation_checkpointing=True, activation_offloading=offload
+        )
+    assert block.checkpointing == ActivationCheckpointing(enabled=True, offload=offload)
+    with pytest.raises(TypeError, match="pass checkpointing only"):
+        SelfAttentionBlock(1, 2, 8, checkpointing=ActivationCheckpointing(), activation_checkpointing=True)
 
 
 def test_loaded_position_buffers_are_checked(tmp_path):

@@ -161,7 +161,8 @@ def test_0_11_sam_command_lines_parse_and_train(corpus, tmp_path, monkeypatch):
     assert model.config.output_norm and not model.config.output_bias and not model.config.abs_pos_emb  # 0.11
     scheduler = cli.trainer.lr_scheduler_configs[0].scheduler
     assert type(scheduler).__name__ == "CosineWithWarmupLR" and scheduler.warmup_steps == 200
-    assert isinstance(cli.trainer.optimizers[0], torch.optim.AdamW)
+    optimizer = cli.trainer.optimizers[0]
+    assert isinstance(optimizer, torch.optim.AdamW) and optimizer.defaults["fused"]  # 0.11's AdamW, fused kernel
     assert (tmp_path / "logs" / "sam").is_dir()
 
 

@@ -442,7 +442,7 @@ def test_validation_sample_record_of_0_11(caplog):
         lit.trainer = SimpleNamespace(datamodule=datamodule, global_step=0, logger=None, loggers=[])  # what it reads
         (prompt,) = lit.validation_sample_prompts()
         assert tokenizer.decode(prompt) in ("abc", "xyz") and (expected is None or tokenizer.decode(prompt) == expected)
-    with caplog.at_level("INFO", logger="perceiver.model.text.clm.lightning"):
+    with caplog.at_level("INFO", logger="perceiver.model.core.perceiver_ar.lightning"):
         lit.on_validation_epoch_end()
     assert any(r.getMessage().startswith("validation sample: ") for r in caplog.records)
     lit = clm.LitCausalLanguageModel.create(tiny_config(), validation_sample_record=2)

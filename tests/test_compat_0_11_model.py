@@ -767,6 +767,52 @@ def test_mlm_convert_config_takes_0_11_argument_a_perceiver_config():
     assert (converted.num_latents, converted.encoder.vocab_size, converted.decoder.max_seq_len) == (4, 30, 12)
 
 
+@pytest.mark.parametrize(
+    "architecture,kwargs",
+    [
+        ("PerceiverForImageClassificationFourier", dict(image_size=10, qk_channels=16)),
+        ("PerceiverForImageClassificationLearned", dict(image_size=6)),
+        ("PerceiverForImageClassificationConvProcessing", dict(image_size=20, cross_attention_shape_for_attention="q")),
+        ("PerceiverForOpticalFlow", dict(train_size=[6, 10])),
+    ],
+)
+def test_vision_convert_config_takes_0_11_argument_a_perceiver_config(architecture, kwargs):
+    config = transformers.PerceiverConfig(
+        num_latents=4,
+        d_latents=16,
+        num_blocks=1,
+        num_self_attends_per_block=2,
+        num_self_attention_heads=2,
+        num_cross_attention_heads=1,
+        num_labels=3,
+        architectures=[architecture],
+        **kwargs,
+    )
+    task = of if architecture == "PerceiverForOpticalFlow" else ic
+    converted = task.convert_config(config)  # 0.11 took the config, this library reads the model's layers
+    assert converted == task.convert_config(getattr(transformers, architecture)(config))
+    assert (converted.num_latents, converted.num_latent_channels) == (4, 16)
+    assert converted.encoder.num_self_attention_layers_per_block == 2
+
+
+@pytest.mark.parametrize(
+    "module,names",
+    [
+        ("image_classifier", ["convert_config", "convert_model", "copy_weights", "SOURCE_ARCHITECTURES"]),
+        ("optical_flow", ["convert_config", "convert_model", "copy_weights"]),
+    ],
+)
+def test_vision_conversion_names_at_their_0_11_module_warn(module, names):
+    """0.11 had DeepMind conversion in `huggingface.py`; it is in `convert.py` now."""
+    old = importlib.import_module(f"perceiver.model.vision.{module}.huggingface")
+    new = importlib.import_module(f"perceiver.model.vision.{module}.convert")
+    for name in names:
+        with pytest.warns(DeprecationWarning, match=f"use perceiver.model.vision.{module}.convert.{name}"):
+            assert getattr(old, name) is getattr(new, name)
+    with pytest.raises(AttributeError, match="NoSuchName"):
+        old.NoSuchName  # noqa: B018
+
+
 def test_star_import_of_0_11_modules_path():
     scope = {}
     with pytest.warns(DeprecationWarning, match="use perceiver.model.core.MultiHeadAttention"):

@@ -178,6 +178,41 @@ def test_convert_model_rejects_other_architectures(tmp_path):
     assert not (tmp_path / "converted").exists()
 
 
+TINY_SOURCE = dict(
+    num_latents=4, d_latents=8, num_blocks=1, num_self_attends_per_block=1, num_cross_attention_heads=1, image_size=8
+)
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (dict(use_query_residual=False), "use_query_residual=False"),
+        (dict(hidden_act="relu"), "hidden_act='relu'"),
+        ("sine_only", "sine_only=True"),
+    ],
+)
+def test_convert_config_rejects_what_the_backend_cannot_compute(change, message):
+    source = transformers.PerceiverForImageClassificationFourier(transformers.PerceiverConfig(**TINY_SOURCE))
+    if change == "sine_only":
+        source.perceiver.input_preprocessor.position_embeddings.sine_only = True
+    else:
+        source.config.update(change)
+        if "use_query_residual" in change:
+            source.perceiver.encoder.cross_attention.attention.use_query_residual = False
+    with pytest.raises(ValueError, match=message):
+        ic.convert_config(source)
+
+
+def test_convert_config_input_adapter_must_match_the_source():
+    config = transformers.PerceiverConfig(**TINY_SOURCE)
+    source = transformers.PerceiverForImageClassificationLearned(config)
+    assert ic.convert_config(source).encoder.input_adapter == "learned"
+    with pytest.raises(ValueError, match="input_adapter='conv' converts a PerceiverForImageClassificationConv"):
+        ic.convert_config(source, input_adapter="conv")
+    with pytest.raises(ValueError, match=r"input_adapter='pixels' must be one of \['conv', 'fourier', 'learned'\]"):
+        ic.convert_config(config, input_adapter="pixels")
+
+
 # ---------------------------------------------------------------- bad input
 
 

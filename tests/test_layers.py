@@ -2,6 +2,9 @@
 including imports inside functions."""
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +15,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "perceiver"
 FRAMEWORK_FREE = [
     *sorted(PACKAGE.glob("model/*/*/backend.py")),
     *[PACKAGE / "model" / "core" / f"{name}.py" for name in ("adapter", "attention", "config", "modules")],
-    *[PACKAGE / "model" / "core" / f"{name}.py" for name in ("perceiver_ar", "position", "utils", "loss", "weights")],
+    *[PACKAGE / "model" / "core" / f"{name}.py" for name in ("position", "utils", "loss", "weights")],
+    PACKAGE / "model" / "core" / "perceiver_ar" / "__init__.py",  # its backend.py is matched above
 ]
 
 
@@ -58,6 +62,18 @@ def test_data_does_not_import_model():
     for path in modules_of("data"):
         bad = {m for m in imports(path) if m.startswith("perceiver.model")}
         assert not bad, f"{relative(path)} imports {sorted(bad)}"
+
+
+def test_backend_packages_load_without_lightning_or_transformers():
+    """Importing the Perceiver AR package (its backend) or the core loads neither framework: the package's 🤗 and
+    Lightning submodules are imported only when named."""
+    code = (
+        "import sys; import perceiver.model.core; import perceiver.model.core.perceiver_ar; "
+        "frameworks = ('lightning', 'pytorch_lightning', 'transformers'); "
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in frameworks); "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": str(PACKAGE.parent)})
 
 
 def test_common_imports_no_other_layer():

@@ -109,6 +109,17 @@ def test_convert_model_equals_source(tmp_path, kwargs):
     assert (flow - expected).abs().max() <= 1e-4
 
 
+def test_convert_config_reads_the_source_layers_and_rejects_what_it_cannot_compute():
+    source = tiny_source(train_size=[6, 10], num_cross_attention_heads=2, qk_channels=16)
+    assert of.convert_config(source) == of.convert_config(source.config)  # 0.11 took the config
+    encoder = of.convert_config(source).encoder
+    channels = (encoder.num_patch_input_channels, encoder.num_patch_hidden_channels, encoder.num_frequency_bands)
+    assert channels == (27, 64, 64)
+    source.perceiver.input_preprocessor.position_embeddings.max_resolution = (12, 20)
+    with pytest.raises(ValueError, match=r"max_resolution=\(12, 20\), the image size \(6, 10\)"):
+        of.convert_config(source)
+
+
 def test_convert_model_rejects_image_classifier(tmp_path):
     config = transformers.PerceiverConfig(
         num_latents=4,

@@ -232,3 +232,28 @@ def test_check_token_ids_errors_on_cpu_and_skips_while_compiling(monkeypatch):
         check_token_ids("input_ids", torch.tensor([[1.0]]), 262)
     monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
     check_token_ids("input_ids", torch.tensor([[1, 262]]), 262)  # no value check (no graph break) while compiling
+
+
+def test_default_optimizer_is_fused_adamw_with_the_same_steps():
+    """The Lightning wrappers' default AdamW runs its fused kernel (one kernel for all parameters); its updates equal
+    the plain loop's up to float rounding."""
+    from perceiver.model.core.lightning import fused_optimizer_supported
+
+    torch.manual_seed(0)
+    lit = clm.LitCausalLanguageModel(vocab_size=262, max_seq_len=16, max_latents=4, num_channels=16, num_heads=2,
+                                     num_self_attention_layers=1, cross_attention_dropout=0.0, lr=1e-2)  # fmt: skip
+    optimizer = lit.configure_optimizers()
+    assert isinstance(optimizer, torch.optim.AdamW) and optimizer.defaults["fused"]
+    plain_model = clm.LitCausalLanguageModel(**lit.hparams)
+    plain_model.load_state_dict(lit.state_dict())
+    plain_optimizer = torch.optim.AdamW(plain_model.parameters(), lr=1e-2, weight_decay=lit.hparams.weight_decay)
+    x = torch.randint(6, 262, (2, 16))
+    for model, opt in [(lit, optimizer), (plain_model, plain_optimizer)]:
+        for _ in range(3):
+            model(x, 12).square().mean().backward()
+            opt.step()
+            opt.zero_grad()
+    for (name, p), q in zip(lit.named_parameters(), plain_model.parameters()):
+        torch.testing.assert_close(p, q, atol=1e-6, rtol=1e-5, msg=name)
+    assert fused_optimizer_supported([torch.zeros(2, dtype=torch.long)]) is None  # no fused kernel for integers
+    assert fused_optimizer_supported([]) is None

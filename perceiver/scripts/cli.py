@@ -39,7 +39,7 @@ from lightning.pytorch.cli import ReduceLROnPlateau as LightningReduceLROnPlatea
 from perceiver.data.common import check_data_files, check_source, check_text_files, local_text_files
 from perceiver.data.text.tokenizer import PERCEIVER_BYTES
 from perceiver.model.core.checkpoint import read_checkpoint
-from perceiver.model.core.lightning import without_params
+from perceiver.model.core.lightning import FUSED_OPTIMIZERS, without_params
 from perceiver.scripts.lrs import ConstantWithWarmupLR, CosineWithWarmupLR, WarmupLR
 from perceiver.scripts.progress import use_progress_for_output
 
@@ -213,6 +213,7 @@ class CLI(LightningCLI):
             self._set_task(config)
         if config.get("optimizer"):
             self._take_optimizer_settings(config, parser)
+            _prefer_fused_optimizer(config)
 
     def _run_subcommand(self, subcommand: str) -> None:
         try:
@@ -389,6 +390,19 @@ def _check_data_paths(data: Optional[Namespace]) -> None:
         check_source(init_args.tokenizer, name="data.tokenizer")
     if init_args.get("data_files") is not None:
         check_data_files(init_args.data_files)
+
+
+def _prefer_fused_optimizer(config: Namespace) -> None:
+    """`--optimizer=Adam|AdamW` without `fused` or `foreach` runs with the fused kernel (as the model's default
+    optimizer does), unless the trainer runs on an accelerator without one."""
+    optimizer = config.optimizer
+    init_args = optimizer.get("init_args")
+    if optimizer.get("class_path") not in FUSED_OPTIMIZERS or init_args is None:
+        return
+    if init_args.get("fused") is not None or init_args.get("foreach") is not None:
+        return
+    if str(config.trainer.get("accelerator") or "auto") in ("auto", "cpu", "gpu", "cuda"):
+        init_args.fused = True
 
 
 def _fail(message: str) -> None:

@@ -33,15 +33,17 @@ from perceiver.model.core.config import (
     config_to_dict,
 )
 from perceiver.model.core.modules import PerceiverDecoder, PerceiverEncoder, PerceiverIO
-from perceiver.model.core.perceiver_ar import CausalSequenceModel, CausalSequenceModelConfig, PerceiverAR
+from perceiver.model.core.perceiver_ar.backend import CausalSequenceModel, CausalSequenceModelConfig, PerceiverAR
 from perceiver.model.core.position import (
     FourierPositionEncoding,
     FrequencyPositionEncoding,
     RotaryPositionEmbedding,
     positions,
 )
+from perceiver.model.core.utils import ActivationCheckpointing
 
 __all__ = [
+    "ActivationCheckpointing",
     "CausalSequenceModel",
     "CausalSequenceModelConfig",
     "ClassificationDecoderConfig",

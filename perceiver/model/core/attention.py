@@ -11,7 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from perceiver.model.core.position import RotaryPositionEmbedding
-from perceiver.model.core.utils import check_divisible, maybe_checkpoint
+from perceiver.model.core.utils import ActivationCheckpointing, check_divisible, checkpointing_from, maybe_checkpoint
 
 
 class KVCache:
@@ -485,7 +485,10 @@ class SelfAttentionLayer(AttentionLayer):
 
 
 class SelfAttentionBlock(nn.Sequential):
-    """A stack of `num_layers` self-attention layers; rotary embedding on the first `num_rotary_layers` (-1: all)."""
+    """A stack of `num_layers` self-attention layers; rotary embedding on the first `num_rotary_layers` (-1: all).
+
+    :param checkpointing: activation checkpointing of each layer in training (default: off).
+    """
 
     def __init__(
         self,
@@ -493,10 +496,10 @@ class SelfAttentionBlock(nn.Sequential):
         num_heads: int,
         num_channels: int,
         num_rotary_layers: int = 1,
-        activation_checkpointing: bool = False,
-        activation_offloading: bool = False,
+        checkpointing: Optional[ActivationCheckpointing] = None,
         **layer_kwargs,
     ):
+        checkpointing = checkpointing_from(checkpointing, layer_kwargs, "SelfAttentionBlock")
         super().__init__(
             *[
                 SelfAttentionLayer(num_heads=num_heads, num_channels=num_channels, **layer_kwargs)
@@ -504,8 +507,7 @@ class SelfAttentionBlock(nn.Sequential):
             ]
         )
         self.num_rotary_layers = num_rotary_layers
-        self.activation_checkpointing = activation_checkpointing
-        self.activation_offloading = activation_offloading
+        self.checkpointing = checkpointing
 
     def forward(
         self,
@@ -522,7 +524,6 @@ class SelfAttentionBlock(nn.Sequential):
                 pad_mask,
                 rot_pos_emb if rotary else None,
                 None if kv_cache is None else kv_cache[i],
-                enabled=self.activation_checkpointing and self.training,
-                offload=self.activation_offloading,
+                checkpointing=self.checkpointing,
             )
         return x

@@ -2,6 +2,7 @@
 
 import dataclasses
 import typing
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, Optional, Tuple, Type, TypeVar
 
@@ -114,7 +115,8 @@ class PerceiverIOConfig:
 
     :param encoder: encoder config.
     :param decoder: decoder config.
-    :param num_latents: number of latent vectors.
+    :param num_latents: number of latent vectors (the size of the latent array; not Perceiver AR's `num_latents` of
+        `generate`, the number of latent positions at the end of a prompt).
     :param num_latent_channels: channels of each latent vector.
     :param activation_checkpointing: recompute activations of the attention layers in the backward pass instead of
         storing them (less memory, more compute).
@@ -172,6 +174,24 @@ class PerceiverARConfig:
 
     def __post_init__(self):
         validate_config(self)
+
+
+def config_from_0_11_kwargs(
+    config_class: Type[C], defaults: Dict[str, Any], kwargs: Dict[str, Any], module_name: str
+) -> C:
+    """Builds `config_class` from the keyword arguments that 0.11's `module_name` constructor took (its defaults where
+    they differ from the dataclass's in `defaults`), warning with the new spelling."""
+    names = {f.name for f in dataclasses.fields(config_class)} - {"freeze"}
+    unknown = sorted(set(kwargs) - names)
+    if unknown:
+        raise TypeError(f"{module_name}() got unexpected keyword arguments {unknown}; allowed are {sorted(names)}")
+    warnings.warn(
+        f"{module_name}(..., {', '.join(f'{k}=...' for k in kwargs) or 'without config'}) is deprecated "
+        f"(perceiver-io 0.11), use {module_name}(..., config={config_class.__name__}(...))",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return config_class(**{**defaults, **kwargs})
 
 
 def _base_kwargs(config: Any, base_class: type, exclude: Tuple[str, ...]) -> Dict[str, Any]:

@@ -1,6 +1,7 @@
 """Shared base classes of the 🤗 wrappers: a config holding the backend config dict, a model holding the backend."""
 
 import contextlib
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -17,6 +18,7 @@ from transformers import (
 from perceiver.model.core.config import config_from_dict, config_to_dict
 from perceiver.model.core.position import check_computed_buffers
 from perceiver.model.core.saving import GENERATED_CARD_MARK, AtomicSave
+from perceiver.model.core.utils import ActivationCheckpointing
 from perceiver.model.core.weights import corrupt_weights_error, find_corrupt_weights
 from perceiver.processing.text import PERCEIVER_BYTES, load_tokenizer  # noqa: F401 (re-exported)
 
@@ -115,7 +117,7 @@ class PerceiverBackendModel(PreTrainedModel):
     @property
     def is_activation_checkpointing(self) -> bool:
         """Whether the backend checkpoints activations (set by `gradient_checkpointing_enable()` or its config)."""
-        return any(getattr(m, "activation_checkpointing", False) for m in self.backend_model.modules())
+        return any(m.checkpointing.enabled for m in checkpointing_modules(self.backend_model))
 
     @property
     def is_gradient_checkpointing(self) -> bool:
@@ -228,15 +230,20 @@ def _push(save: AtomicSave, model: PreTrainedModel, hub: Dict[str, Any], uploade
     )
 
 
+def checkpointing_modules(backend_model: nn.Module) -> list:
+    """The modules of `backend_model` that checkpoint activations of their layers (see `ActivationCheckpointing`)."""
+    return [
+        m for m in backend_model.modules() if isinstance(getattr(m, "checkpointing", None), ActivationCheckpointing)
+    ]
+
+
 def set_activation_checkpointing(backend_model: nn.Module, enable: bool) -> None:
     """Turns activation checkpointing of every layer of `backend_model` that supports it on or off."""
-    found = False
-    for module in backend_model.modules():
-        if hasattr(module, "activation_checkpointing"):
-            module.activation_checkpointing = enable
-            found = True
-    if not found:
+    modules = checkpointing_modules(backend_model)
+    if not modules:
         raise ValueError(f"{type(backend_model).__name__} has no layers that support activation checkpointing")
+    for module in modules:
+        module.checkpointing = dataclasses.replace(module.checkpointing, enabled=enable)
 
 
 def convert_lightning_checkpoint(

@@ -4,9 +4,7 @@ perceiver-io 0.11 defined all core modules here; its names that now live in `att
 still importable from this module (with a DeprecationWarning naming `perceiver.model.core`).
 """
 
-import dataclasses
-import warnings
-from typing import Any, Dict, Optional, Type, TypeVar
+from typing import Any, Optional, TypeVar
 
 import torch
 import torch.nn as nn
@@ -19,8 +17,19 @@ from perceiver.model.core.adapter import (
     TrainableQueryProvider,
 )
 from perceiver.model.core.attention import CrossAttentionLayer, SelfAttentionBlock
-from perceiver.model.core.config import ClassificationDecoderConfig, DecoderConfig, EncoderConfig
-from perceiver.model.core.utils import freeze, init_parameters, maybe_checkpoint
+from perceiver.model.core.config import (
+    ClassificationDecoderConfig,
+    DecoderConfig,
+    EncoderConfig,
+    config_from_0_11_kwargs,
+)
+from perceiver.model.core.utils import (
+    ActivationCheckpointing,
+    checkpointing_from,
+    freeze,
+    init_parameters,
+    maybe_checkpoint,
+)
 
 C = TypeVar("C")
 
@@ -31,24 +40,6 @@ _ENCODER_0_11_DEFAULTS = dict(
 _DECODER_0_11_DEFAULTS = dict(num_cross_attention_heads=4)
 
 
-def _config_from_0_11_kwargs(
-    config_class: Type[C], defaults: Dict[str, Any], kwargs: Dict[str, Any], module_name: str
-) -> C:
-    """Builds `config_class` from the keyword arguments that 0.11's `module_name` constructor took, warning with the
-    new spelling."""
-    names = {f.name for f in dataclasses.fields(config_class)} - {"freeze"}
-    unknown = sorted(set(kwargs) - names)
-    if unknown:
-        raise TypeError(f"{module_name}() got unexpected keyword arguments {unknown}; allowed are {sorted(names)}")
-    warnings.warn(
-        f"{module_name}(..., {', '.join(f'{k}=...' for k in kwargs) or 'without config'}) is deprecated "
-        f"(perceiver-io 0.11), use {module_name}(..., config={config_class.__name__}(...))",
-        DeprecationWarning,
-        stacklevel=3,
-    )
-    return config_class(**{**defaults, **kwargs})
-
-
 class PerceiverEncoder(nn.Module):
     """Perceiver IO encoder: the input adapter, the latent array, cross-attention layers and self-attention blocks.
 
@@ -56,8 +47,11 @@ class PerceiverEncoder(nn.Module):
     `i < num_cross_attention_layers`. Block 1 and cross-attention layer 1 have their own weights; all later ones
     share the weights of `self_attn_n` / `cross_attn_n` (or of the first ones when `first_*_shared`).
 
+    :param checkpointing: activation checkpointing of the attention layers in training (default: off).
+
     perceiver-io 0.11 took the `EncoderConfig` fields as keyword arguments instead of `config` (with 4 heads and 6
-    layers per block by default); that still works, with a DeprecationWarning.
+    layers per block by default), and `activation_checkpointing` / `activation_offloading` instead of
+    `checkpointing`; that still works, with a DeprecationWarning.
     """
 
     def __init__(
@@ -66,13 +60,13 @@ class PerceiverEncoder(nn.Module):
         num_latents: int,
         num_latent_channels: int,
         config: Optional[EncoderConfig] = None,
-        activation_checkpointing: bool = False,
-        activation_offloading: bool = False,
+        checkpointing: Optional[ActivationCheckpointing] = None,
         **config_0_11: Any,
     ):
         super().__init__()
+        checkpointing = checkpointing_from(checkpointing, config_0_11, "PerceiverEncoder")
         if config is None:
-            config = _config_from_0_11_kwargs(EncoderConfig, _ENCODER_0_11_DEFAULTS, config_0_11, "PerceiverEncoder")
+            config = config_from_0_11_kwargs(EncoderConfig, _ENCODER_0_11_DEFAULTS, config_0_11, "PerceiverEncoder")
         elif config_0_11:
             raise TypeError(f"PerceiverEncoder() got config and keyword arguments {sorted(config_0_11)}; pass one")
         if config.num_cross_attention_layers <= 0:
@@ -86,8 +80,7 @@ class PerceiverEncoder(nn.Module):
             )
         self.num_cross_attention_layers = config.num_cross_attention_layers
         self.num_self_attention_blocks = config.num_self_attention_blocks
-        self.activation_checkpointing = activation_checkpointing
-        self.activation_offloading = activation_offloading
+        self.checkpointing = checkpointing
 
         self.input_adapter = input_adapter
         self.latent_provider = TrainableQueryProvider(num_latents, num_latent_channels, init_scale=config.init_scale)
@@ -112,8 +105,7 @@ class PerceiverEncoder(nn.Module):
                 num_v_channels=config.num_self_attention_v_channels,
                 widening_factor=config.self_attention_widening_factor,
                 dropout=config.dropout,
-                activation_checkpointing=activation_checkpointing,
-                activation_offloading=activation_offloading,
+                checkpointing=checkpointing,
             )
 
         self.cross_attn_1 = cross_attn()
@@ -146,8 +138,7 @@ class PerceiverEncoder(nn.Module):
                     x_latent,
                     x_adapted,
                     pad_mask=pad_mask,
-                    enabled=self.activation_checkpointing and self.training,
-                    offload=self.activation_offloading,
+                    checkpointing=self.checkpointing,
                 )
             x_latent = (self.self_attn_1 if i == 0 else self_attn_n)(x_latent)
 
@@ -159,8 +150,11 @@ class PerceiverEncoder(nn.Module):
 class PerceiverDecoder(nn.Module):
     """Perceiver IO decoder: cross-attention from output queries to the latents, then the output adapter.
 
+    :param checkpointing: activation checkpointing of the cross-attention in training (default: off).
+
     perceiver-io 0.11 took the `DecoderConfig` fields as keyword arguments instead of `config` (with 4 heads by
-    default); that still works, with a DeprecationWarning.
+    default), and `activation_checkpointing` / `activation_offloading` instead of `checkpointing`; that still works,
+    with a DeprecationWarning.
     """
 
     def __init__(
@@ -169,19 +163,18 @@ class PerceiverDecoder(nn.Module):
         output_query_provider: QueryProvider,
         num_latent_channels: int,
         config: Optional[DecoderConfig] = None,
-        activation_checkpointing: bool = False,
-        activation_offloading: bool = False,
+        checkpointing: Optional[ActivationCheckpointing] = None,
         **config_0_11: Any,
     ):
         super().__init__()
+        checkpointing = checkpointing_from(checkpointing, config_0_11, "PerceiverDecoder")
         if config is None:
-            config = _config_from_0_11_kwargs(DecoderConfig, _DECODER_0_11_DEFAULTS, config_0_11, "PerceiverDecoder")
+            config = config_from_0_11_kwargs(DecoderConfig, _DECODER_0_11_DEFAULTS, config_0_11, "PerceiverDecoder")
         elif config_0_11:
             raise TypeError(f"PerceiverDecoder() got config and keyword arguments {sorted(config_0_11)}; pass one")
         self.output_query_provider = output_query_provider
         self.output_adapter = output_adapter
-        self.activation_checkpointing = activation_checkpointing
-        self.activation_offloading = activation_offloading
+        self.checkpointing = checkpointing
         self.cross_attn = CrossAttentionLayer(
             num_heads=config.num_cross_attention_heads,
             num_q_input_channels=output_query_provider.num_query_channels,
@@ -219,8 +212,7 @@ class PerceiverDecoder(nn.Module):
                 self.cross_attn,
                 query,
                 x_latent,
-                enabled=self.activation_checkpointing and self.training,
-                offload=self.activation_offloading,
+                checkpointing=self.checkpointing,
             )
             for query in output_query.split(max(chunk, 1), dim=1)
         ]
@@ -231,10 +223,13 @@ class PerceiverDecoder(nn.Module):
 def classification_decoder(
     config: ClassificationDecoderConfig,
     num_latent_channels: int,
-    activation_checkpointing: bool = False,
-    activation_offloading: bool = False,
+    checkpointing: Optional[ActivationCheckpointing] = None,
+    **flags_0_11: Any,
 ) -> PerceiverDecoder:
     """A decoder with `num_output_queries` learned queries and a linear classification output adapter."""
+    checkpointing = checkpointing_from(checkpointing, flags_0_11, "classification_decoder")
+    if flags_0_11:
+        raise TypeError(f"classification_decoder() got unexpected keyword arguments {sorted(flags_0_11)}")
     return PerceiverDecoder(
         output_adapter=ClassificationOutputAdapter(
             num_classes=config.num_classes, num_output_query_channels=config.num_output_query_channels
@@ -246,8 +241,7 @@ def classification_decoder(
         ),
         num_latent_channels=num_latent_channels,
         config=config,
-        activation_checkpointing=activation_checkpointing,
-        activation_offloading=activation_offloading,
+        checkpointing=checkpointing,
     )
 
 

@@ -1,6 +1,8 @@
 """Small helpers shared by all models: parameter init, checkpointing, freezing, input validation."""
 
-from typing import Any, Callable, Optional
+import warnings
+from dataclasses import dataclass
+from typing import Any, Dict, Optional
 
 import torch
 import torch.nn as nn
@@ -25,19 +27,56 @@ def freeze(module: nn.Module) -> None:
         param.requires_grad = False
 
 
-def maybe_checkpoint(
-    fn: Callable[..., Any], *args: Any, enabled: bool = False, offload: bool = False, **kwargs: Any
-) -> Any:
-    """Calls `fn(*args, **kwargs)`, recomputing its activations in the backward pass when `enabled`.
+@dataclass(frozen=True)
+class ActivationCheckpointing:
+    """How attention layers treat their activations in training: recompute them in the backward pass instead of
+    storing them (`enabled`: less memory, more compute), and with that keep the stored layer inputs in CPU memory
+    (`offload`). Configs and Lightning wrappers spell it `activation_checkpointing` / `activation_offloading`."""
 
-    With `offload`, the activations saved for the backward pass are kept in CPU memory.
-    """
-    if not enabled or not torch.is_grad_enabled():
-        return fn(*args, **kwargs)
-    if offload:
+    enabled: bool = False
+    offload: bool = False
+
+    @classmethod
+    def of(cls, config: Any) -> "ActivationCheckpointing":
+        """From a config with fields `activation_checkpointing` and `activation_offloading`."""
+        return cls(enabled=config.activation_checkpointing, offload=config.activation_offloading)
+
+
+def checkpointing_from(
+    checkpointing: Optional[ActivationCheckpointing], kwargs: Dict[str, Any], owner: str
+) -> ActivationCheckpointing:
+    """`checkpointing` (default: off), or one built from the keyword arguments `activation_checkpointing` and
+    `activation_offloading` that `owner`'s constructor took before (perceiver-io 0.11), popped from `kwargs`, with a
+    DeprecationWarning naming the new spelling."""
+    flags = {name: kwargs.pop(name) for name in ("activation_checkpointing", "activation_offloading") if name in kwargs}
+    if not flags:
+        return checkpointing or ActivationCheckpointing()
+    if checkpointing is not None:
+        raise TypeError(f"{owner}() got checkpointing and {sorted(flags)}; pass checkpointing only")
+    result = ActivationCheckpointing(
+        enabled=bool(flags.get("activation_checkpointing", False)),
+        offload=bool(flags.get("activation_offloading", False)),
+    )
+    warnings.warn(
+        f"{owner}({', '.join(f'{k}=...' for k in flags)}) is deprecated, use {owner}(..., checkpointing={result})",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return result
+
+
+def maybe_checkpoint(
+    module: nn.Module, *args: Any, checkpointing: Optional[ActivationCheckpointing] = None, **kwargs: Any
+) -> Any:
+    """Calls `module(*args, **kwargs)`; with `checkpointing.enabled`, while `module` trains and gradients are enabled,
+    its activations are recomputed in the backward pass (and with `checkpointing.offload`, the activations saved for
+    the backward pass are kept in CPU memory)."""
+    if checkpointing is None or not checkpointing.enabled or not module.training or not torch.is_grad_enabled():
+        return module(*args, **kwargs)
+    if checkpointing.offload:
         with torch.autograd.graph.save_on_cpu(pin_memory=torch.cuda.is_available()):
-            return checkpoint(fn, *args, use_reentrant=False, **kwargs)
-    return checkpoint(fn, *args, use_reentrant=False, **kwargs)
+            return checkpoint(module, *args, use_reentrant=False, **kwargs)
+    return checkpoint(module, *args, use_reentrant=False, **kwargs)
 
 
 def pad_mask_from(attention_mask: Optional[torch.Tensor]) -> Optional[torch.Tensor]:

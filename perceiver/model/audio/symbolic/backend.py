@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from perceiver.model.core.perceiver_ar import CausalSequenceModel, CausalSequenceModelConfig
+from perceiver.model.core.perceiver_ar.backend import CausalSequenceModel, CausalSequenceModelConfig
 
 
 @dataclass

@@ -11,7 +11,7 @@ from perceiver.model.core.huggingface import (
     register_auto_class,
     special_token_ids,
 )
-from perceiver.model.text.clm.huggingface import PerceiverCausalSequenceModel
+from perceiver.model.core.perceiver_ar.huggingface import PerceiverCausalSequenceModel
 from perceiver.processing.midi import PAD_TOKEN_ID
 
 

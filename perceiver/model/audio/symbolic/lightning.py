@@ -1,7 +1,7 @@
 """Lightning wrapper of the symbolic audio model."""
 
 from perceiver.model.audio.symbolic.backend import SymbolicAudioModel, SymbolicAudioModelConfig
-from perceiver.model.text.clm.lightning import LitCausalSequenceModel
+from perceiver.model.core.perceiver_ar.lightning import LitCausalSequenceModel
 
 
 class LitSymbolicAudioModel(LitCausalSequenceModel):

@@ -8,6 +8,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import torch
 from transformers import Pipeline
 
+from perceiver.model.core.perceiver_ar.backend import generation_window
 from perceiver.processing.midi import (
     PAD_TOKEN_ID,
     STEPS_PER_SECOND,
@@ -159,7 +160,7 @@ class SymbolicAudioPipeline(Pipeline):
                 UserWarning,
                 stacklevel=2,
             )
-            ids = ids[len(ids) - longest :]
+            ids, _ = generation_window(ids, None, longest)
         return {"input_ids": ids.unsqueeze(0)}
 
     def _forward(self, model_inputs: Dict[str, torch.Tensor], **generate_kwargs: Any) -> Dict[str, Any]:

@@ -7,6 +7,7 @@ import torch
 
 from perceiver.model.core import ClassificationDecoderConfig, PerceiverIO, PerceiverIOConfig
 from perceiver.model.core.modules import classification_decoder
+from perceiver.model.core.utils import ActivationCheckpointing
 from perceiver.model.text.common import TextEncoder, TextEncoderConfig
 
 
@@ -28,14 +29,12 @@ class TextClassifier(PerceiverIO):
             config.encoder,
             num_latents=config.num_latents,
             num_latent_channels=config.num_latent_channels,
-            activation_checkpointing=config.activation_checkpointing,
-            activation_offloading=config.activation_offloading,
+            checkpointing=ActivationCheckpointing.of(config),
         )
         decoder = classification_decoder(
             config.decoder,
             num_latent_channels=config.num_latent_channels,
-            activation_checkpointing=config.activation_checkpointing,
-            activation_offloading=config.activation_offloading,
+            checkpointing=ActivationCheckpointing.of(config),
         )
         super().__init__(encoder, decoder)
         self.config = config

@@ -1,12 +1,19 @@
 """The text encoder shared by the masked language model and the text classifier."""
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 
 from perceiver.model.core import EncoderConfig, PerceiverEncoder, TokenInputAdapter
-from perceiver.model.core.utils import check_mask_shape, check_seq_len, check_token_ids, freeze
+from perceiver.model.core.utils import (
+    ActivationCheckpointing,
+    check_mask_shape,
+    check_seq_len,
+    check_token_ids,
+    checkpointing_from,
+    freeze,
+)
 from perceiver.model.core.weights import load_backend_state_dict
 
 
@@ -34,13 +41,14 @@ class TextEncoder(PerceiverEncoder):
         config: TextEncoderConfig,
         num_latents: int,
         num_latent_channels: int,
-        activation_checkpointing: bool = False,
-        activation_offloading: bool = False,
+        checkpointing: Optional[ActivationCheckpointing] = None,
+        **flags_0_11: Any,
     ):
         input_adapter = TokenInputAdapter(config.vocab_size, config.max_seq_len, config.num_input_channels)
-        super().__init__(
-            input_adapter, num_latents, num_latent_channels, config, activation_checkpointing, activation_offloading
-        )
+        checkpointing = checkpointing_from(checkpointing, flags_0_11, "TextEncoder")
+        if flags_0_11:
+            raise TypeError(f"TextEncoder() got unexpected keyword arguments {sorted(flags_0_11)}")
+        super().__init__(input_adapter, num_latents, num_latent_channels, config, checkpointing=checkpointing)
         self.config = config
         if config.params is not None:
             # the encoder of a Perceiver IO model is sub-module 0 of its backend model

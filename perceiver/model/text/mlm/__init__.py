@@ -3,12 +3,11 @@
 from perceiver._compat import deprecated_aliases
 from perceiver.model.text.common import TextEncoder, TextEncoderConfig
 from perceiver.model.text.mlm.backend import MaskedLanguageModel, MaskedLanguageModelConfig, TextDecoderConfig
+from perceiver.model.text.mlm.convert import convert_config, convert_model
 from perceiver.model.text.mlm.huggingface import (
     PerceiverMaskedLanguageModel,
     PerceiverMaskedLanguageModelConfig,
     convert_checkpoint,
-    convert_config,
-    convert_model,
 )
 from perceiver.model.text.mlm.lightning import LitMaskedLanguageModel
 

@@ -15,7 +15,7 @@ from perceiver.model.core import (
     TokenOutputAdapter,
     TrainableQueryProvider,
 )
-from perceiver.model.core.utils import check_seq_len
+from perceiver.model.core.utils import ActivationCheckpointing, check_seq_len
 from perceiver.model.text.common import TextEncoder, TextEncoderConfig
 
 
@@ -60,8 +60,7 @@ class MaskedLanguageModel(PerceiverIO):
             config.encoder,
             num_latents=config.num_latents,
             num_latent_channels=config.num_latent_channels,
-            activation_checkpointing=config.activation_checkpointing,
-            activation_offloading=config.activation_offloading,
+            checkpointing=ActivationCheckpointing.of(config),
         )
         decoder = PerceiverDecoder(
             output_adapter=output_adapter,
@@ -72,8 +71,7 @@ class MaskedLanguageModel(PerceiverIO):
             ),
             num_latent_channels=config.num_latent_channels,
             config=config.decoder,
-            activation_checkpointing=config.activation_checkpointing,
-            activation_offloading=config.activation_offloading,
+            checkpointing=ActivationCheckpointing.of(config),
         )
         super().__init__(encoder, decoder)
         self.config = config

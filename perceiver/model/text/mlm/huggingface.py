@@ -1,35 +1,27 @@
-"""🤗 wrapper of the masked language model, and conversion from official 🤗 Perceiver models and checkpoints."""
+"""🤗 wrapper of the masked language model (with the `fill-mask` pipeline), and conversion of Lightning checkpoints.
+Conversion of DeepMind's official model: `perceiver.model.text.mlm.convert`."""
 
 import logging
 import os
 from typing import Optional, Union
 
 import torch
-import transformers
-from transformers import AutoModelForMaskedLM, AutoTokenizer, FillMaskPipeline, PerceiverTokenizer
+from transformers import AutoModelForMaskedLM, FillMaskPipeline
 from transformers.modeling_outputs import MaskedLMOutput
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from perceiver.model.core.convert import (
-    attention_shape,
-    copy_cross_attention_layer,
-    copy_self_attention_layer,
-    load_source_model,
-)
+from perceiver._compat import deprecated_aliases
 from perceiver.model.core.huggingface import (
     PerceiverBackendConfig,
     PerceiverBackendModel,
-    atomic_directory,
     convert_lightning_checkpoint,
     load_tokenizer,
     register_auto_class,
-    source_details,
 )
 from perceiver.model.core.loss import token_cross_entropy
 from perceiver.model.core.utils import pad_mask_from
 from perceiver.model.core.validation import check_input_ids, check_labels
-from perceiver.model.text.common import TextEncoderConfig
-from perceiver.model.text.mlm.backend import MaskedLanguageModel, MaskedLanguageModelConfig, TextDecoderConfig
+from perceiver.model.text.mlm.backend import MaskedLanguageModel, MaskedLanguageModelConfig
 
 logger = logging.getLogger(__name__)
 
@@ -98,90 +90,6 @@ if _fill_mask["impl"] in (FillMaskPipeline, "transformers.pipelines.fill_mask.Fi
     _fill_mask["impl"] = PerceiverFillMaskPipeline
 
 
-def convert_config(source) -> MaskedLanguageModelConfig:
-    """Backend config equivalent to a `transformers.PerceiverForMaskedLM` (channel counts read from its layers).
-
-    `source` may also be the model's `transformers.PerceiverConfig` (what perceiver-io 0.11 took); its layers are then
-    built on the meta device, which allocates no memory.
-    """
-    if isinstance(source, transformers.PerceiverConfig):
-        with torch.device("meta"):
-            source = transformers.PerceiverForMaskedLM(source)
-    source_config = source.config
-    if not source_config.use_query_residual:
-        raise ValueError(
-            "source model uses use_query_residual=False, which this library's text encoder does not support"
-        )
-    encoder = source.perceiver.encoder
-    cross_attention = attention_shape(encoder.cross_attention)
-    self_attention = attention_shape(encoder.self_attends[0])
-    decoder = attention_shape(source.perceiver.decoder.decoding_cross_attention)
-    return MaskedLanguageModelConfig(
-        encoder=TextEncoderConfig(
-            vocab_size=source_config.vocab_size,
-            max_seq_len=source_config.max_position_embeddings,
-            num_input_channels=source_config.d_model,
-            num_cross_attention_heads=cross_attention["num_heads"],
-            num_cross_attention_qk_channels=cross_attention["num_qk_channels"],
-            num_cross_attention_v_channels=cross_attention["num_v_channels"],
-            cross_attention_widening_factor=source_config.cross_attention_widening_factor,
-            num_self_attention_heads=self_attention["num_heads"],
-            num_self_attention_qk_channels=self_attention["num_qk_channels"],
-            num_self_attention_v_channels=self_attention["num_v_channels"],
-            num_self_attention_layers_per_block=source_config.num_self_attends_per_block,
-            num_self_attention_blocks=source_config.num_blocks,
-            first_self_attention_block_shared=True,
-            self_attention_widening_factor=source_config.self_attention_widening_factor,
-            dropout=source_config.attention_probs_dropout_prob,
-        ),
-        decoder=TextDecoderConfig(
-            vocab_size=source_config.vocab_size,
-            max_seq_len=source_config.max_position_embeddings,
-            num_cross_attention_heads=decoder["num_heads"],
-            num_cross_attention_qk_channels=decoder["num_qk_channels"],
-            num_cross_attention_v_channels=decoder["num_v_channels"],
-            cross_attention_residual=False,
-            dropout=source_config.attention_probs_dropout_prob,
-        ),
-        num_latents=source_config.num_latents,
-        num_latent_channels=source_config.d_latents,
-    )
-
-
-def copy_weights(source, target: MaskedLanguageModel) -> None:
-    """Copies the weights of a `transformers.PerceiverForMaskedLM` into a backend `MaskedLanguageModel`."""
-    encoder, decoder = target.encoder, target.decoder
-    src = source.perceiver
-    with torch.no_grad():
-        encoder.input_adapter.txt_embedding.weight.copy_(src.input_preprocessor.embeddings.weight)
-        encoder.input_adapter.pos_embedding.weight.copy_(src.input_preprocessor.position_embeddings.weight)
-        encoder.latent_provider._query.copy_(src.embeddings.latents)
-        copy_cross_attention_layer(src.encoder.cross_attention, encoder.cross_attn_1)
-        for src_layer, dst_layer in zip(src.encoder.self_attends, encoder.self_attn_1):
-            copy_self_attention_layer(src_layer, dst_layer)
-        decoder.output_query_provider._query.copy_(src.decoder.output_position_encodings.position_embeddings)
-        copy_cross_attention_layer(src.decoder.decoding_cross_attention, decoder.cross_attn)
-        decoder.output_adapter.bias.copy_(source.embedding_decoder.bias)
-
-
-def convert_model(save_dir: Union[str, os.PathLike], source_repo_id: str = "deepmind/language-perceiver", **kwargs):
-    """Converts an official `transformers.PerceiverForMaskedLM` (hub id or local directory) into a
-    `PerceiverMaskedLanguageModel` saved with its tokenizer in `save_dir`. Outputs equal the source model's.
-
-    `kwargs` go to `save_pretrained` (e.g. `push_to_hub=True`). Nothing is left in `save_dir` if conversion fails.
-    """
-    source = load_source_model(source_repo_id, "PerceiverForMaskedLM")
-    model = PerceiverMaskedLanguageModel(PerceiverMaskedLanguageModelConfig(convert_config(source)))
-    copy_weights(source, model.backend_model)
-    tokenizer = _load_tokenizer(source_repo_id)
-    model.config.tokenizer_class = type(tokenizer).__name__
-    with atomic_directory(save_dir, **source_details(source_repo_id)) as tmp_dir:
-        model.save_pretrained(tmp_dir, **kwargs)
-        tokenizer.save_pretrained(tmp_dir)
-    logger.info("converted %s into %s", source_repo_id, save_dir)
-    return model
-
-
 def convert_checkpoint(
     save_dir: Union[str, os.PathLike],
     ckpt_url: Union[str, os.PathLike],
@@ -202,10 +110,12 @@ def convert_checkpoint(
     )
 
 
-def _load_tokenizer(source_repo_id: str):
-    try:
-        return AutoTokenizer.from_pretrained(source_repo_id, verbose=False)
-    except (OSError, ValueError):
-        # official Perceiver language models all use the UTF-8 bytes tokenizer, which needs no files
-        logger.info("no tokenizer found at %s, using PerceiverTokenizer", source_repo_id)
-        return PerceiverTokenizer()
+# conversion from DeepMind's official model lives in `convert.py` (0.11 imported it from here)
+_CONVERT = "perceiver.model.text.mlm.convert"
+__getattr__ = deprecated_aliases(
+    __name__,
+    {
+        name: (f"{_CONVERT}.{name}", f"{_CONVERT}:{name}")
+        for name in ("convert_config", "convert_model", "copy_weights")
+    },
+)

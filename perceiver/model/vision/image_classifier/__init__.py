@@ -7,14 +7,13 @@ from perceiver.model.vision.image_classifier.backend import (
     ImageClassifierConfig,
     ImageEncoderConfig,
 )
+from perceiver.model.vision.image_classifier.convert import convert_config, convert_model
 from perceiver.model.vision.image_classifier.huggingface import (
     PerceiverImageClassifier,
     PerceiverImageClassifierConfig,
     PerceiverImageClassifierInputProcessor,
     convert_checkpoint,
-    convert_config,
     convert_mnist_classifier_checkpoint,
-    convert_model,
 )
 from perceiver.model.vision.image_classifier.lightning import LitImageClassifier
 

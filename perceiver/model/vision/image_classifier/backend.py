@@ -20,6 +20,7 @@ from perceiver.model.core import (
     PerceiverIOConfig,
 )
 from perceiver.model.core.modules import classification_decoder
+from perceiver.model.core.utils import ActivationCheckpointing
 
 INPUT_ADAPTERS = ("fourier", "learned", "conv")
 
@@ -187,14 +188,12 @@ class ImageClassifier(PerceiverIO):
             num_latents=config.num_latents,
             num_latent_channels=config.num_latent_channels,
             config=encoder_config,
-            activation_checkpointing=config.activation_checkpointing,
-            activation_offloading=config.activation_offloading,
+            checkpointing=ActivationCheckpointing.of(config),
         )
         decoder = classification_decoder(
             config.decoder,
             num_latent_channels=config.num_latent_channels,
-            activation_checkpointing=config.activation_checkpointing,
-            activation_offloading=config.activation_offloading,
+            checkpointing=ActivationCheckpointing.of(config),
         )
         super().__init__(encoder, decoder)
         self.config = config

@@ -7,12 +7,11 @@ from perceiver.model.vision.optical_flow.backend import (
     OpticalFlowDecoderConfig,
     OpticalFlowEncoderConfig,
 )
+from perceiver.model.vision.optical_flow.convert import convert_config, convert_model
 from perceiver.model.vision.optical_flow.huggingface import (
     OpticalFlowPerceiver,
     OpticalFlowPerceiverConfig,
     OpticalFlowPerceiverOutput,
-    convert_config,
-    convert_model,
 )
 from perceiver.model.vision.optical_flow.pipeline import (
     OpticalFlowPipeline,

@@ -21,6 +21,7 @@ from perceiver.model.core import (
     PerceiverIOConfig,
     QueryProvider,
 )
+from perceiver.model.core.utils import ActivationCheckpointing
 
 
 @dataclass
@@ -131,8 +132,7 @@ class OpticalFlow(PerceiverIO):
             num_latents=config.num_latents,
             num_latent_channels=config.num_latent_channels,
             config=encoder_config,
-            activation_checkpointing=config.activation_checkpointing,
-            activation_offloading=config.activation_offloading,
+            checkpointing=ActivationCheckpointing.of(config),
         )
         decoder = PerceiverDecoder(
             output_adapter=OpticalFlowOutputAdapter(
@@ -143,8 +143,7 @@ class OpticalFlow(PerceiverIO):
             output_query_provider=InputQueryProvider(num_input_channels),
             num_latent_channels=config.num_latent_channels,
             config=config.decoder,
-            activation_checkpointing=config.activation_checkpointing,
-            activation_offloading=config.activation_offloading,
+            checkpointing=ActivationCheckpointing.of(config),
         )
         super().__init__(encoder, decoder)
         self.config = config

@@ -5,27 +5,45 @@ Module names follow perceiver-io 0.11 (`input_adapter`, `cross_attention`, `self
 state dicts load unchanged.
 """
 
-import dataclasses
 import warnings
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Any, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
 
 from perceiver.model.core.adapter import RotarySupport, TiedTokenOutputAdapter, TokenInputAdapterWithRotarySupport
 from perceiver.model.core.attention import CrossAttentionLayer, KVCache, SelfAttentionBlock
-from perceiver.model.core.config import PerceiverARConfig
+from perceiver.model.core.config import PerceiverARConfig, config_from_0_11_kwargs
 from perceiver.model.core.loss import IGNORE_INDEX
 from perceiver.model.core.position import RotaryPositionEmbedding, positions
 from perceiver.model.core.utils import (
+    ActivationCheckpointing,
     check_divisible,
-    check_mask_shape,
     check_seq_len,
     check_token_ids,
     init_parameters,
     maybe_checkpoint,
 )
+
+
+def window_mask(pad_mask: Optional[torch.Tensor], width: int) -> Optional[torch.Tensor]:
+    """The last `width` columns of `pad_mask` `(..., m)`, `m >= width` (None stays None): the mask of the newest
+    `width` positions of a sequence whose mask is aligned with its end."""
+    return None if pad_mask is None else pad_mask[..., pad_mask.shape[-1] - width :]
+
+
+def generation_window(
+    input_ids: torch.Tensor, pad_mask: Optional[torch.Tensor], max_len: int
+) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """The last `max_len` token ids of `input_ids` `(..., n)` and their mask: the window a Perceiver AR model sees
+    (`max_len=max_seq_len`), or the longest prompt it takes with `num_latents` latents
+    (`max_len=max_prefix_len + num_latents`). `pad_mask` `(..., m)`, `m >= n`, is aligned with the end of
+    `input_ids` (as a 🤗 attention mask of the whole sequence is), or None."""
+    if max_len < 1:
+        raise ValueError(f"max_len={max_len} must be >= 1")
+    input_ids = input_ids[..., max(0, input_ids.shape[-1] - max_len) :]
+    return input_ids, window_mask(pad_mask, input_ids.shape[-1])
 
 
 class PerceiverAR(nn.Module):
@@ -36,35 +54,27 @@ class PerceiverAR(nn.Module):
     each other (`num_self_attention_layers` causal self-attention layers). Rotary position embedding is applied to
     the cross-attention and to the first `num_self_attention_rotary_layers` self-attention layers.
 
-    :param cross_attention_dropout: fraction of prefix positions dropped from the cross-attention in training
-        (prefix dropout of the paper); the kept positions keep their order and positions.
-    :param post_attention_dropout: dropout on attention probabilities.
-    :param residual_dropout: dropout on the output of each residual branch.
+    The architecture comes from `config` (a `PerceiverARConfig`, whose docstring describes the fields; its
+    `cross_attention_dropout` is the prefix dropout of the paper: dropped prefix positions leave the cross-attention
+    in training, the kept ones keep their order and positions). perceiver-io 0.11 took the fields as keyword
+    arguments instead (`PerceiverAR(input_adapter, num_heads=8, ...)`); that still works, with a DeprecationWarning.
     """
 
-    def __init__(
-        self,
-        input_adapter: RotarySupport,
-        num_heads: int = 8,
-        max_heads_parallel: Optional[int] = None,
-        num_self_attention_layers: int = 6,
-        num_self_attention_rotary_layers: int = 1,
-        self_attention_widening_factor: int = 4,
-        cross_attention_widening_factor: int = 4,
-        cross_attention_dropout: float = 0.5,
-        post_attention_dropout: float = 0.0,
-        residual_dropout: float = 0.0,
-        activation_checkpointing: bool = False,
-        activation_offloading: bool = False,
-    ):
+    def __init__(self, input_adapter: RotarySupport, config: Optional[PerceiverARConfig] = None, **config_0_11: Any):
         super().__init__()
-        if not 0.0 <= cross_attention_dropout < 1.0:
-            raise ValueError(f"cross_attention_dropout={cross_attention_dropout} must be in [0, 1)")
+        if config is None:
+            config = config_from_0_11_kwargs(PerceiverARConfig, {}, config_0_11, "PerceiverAR")
+        elif config_0_11:
+            raise TypeError(f"PerceiverAR() got config and keyword arguments {sorted(config_0_11)}; pass one")
+        if not isinstance(config, PerceiverARConfig):
+            raise TypeError(f"config must be a PerceiverARConfig, got {type(config).__name__}")
         num_channels = input_adapter.num_input_channels
+        num_heads, max_heads_parallel = config.num_heads, config.max_heads_parallel
+        post_attention_dropout, residual_dropout = config.post_attention_dropout, config.residual_dropout
+        self.config = config
         self.input_adapter = input_adapter
-        self.cross_attention_dropout = cross_attention_dropout
-        self.activation_checkpointing = activation_checkpointing
-        self.activation_offloading = activation_offloading
+        self.cross_attention_dropout = config.cross_attention_dropout
+        self.checkpointing = ActivationCheckpointing.of(config)
         # 0.11 layout: no biases except the cross-attention's output projection
         self.cross_attention = CrossAttentionLayer(
             num_heads=num_heads,
@@ -72,7 +82,7 @@ class PerceiverAR(nn.Module):
             num_kv_input_channels=num_channels,
             max_heads_parallel=max_heads_parallel,
             causal_attention=True,
-            widening_factor=cross_attention_widening_factor,
+            widening_factor=config.cross_attention_widening_factor,
             dropout=post_attention_dropout,
             residual_dropout=residual_dropout,
             qkv_bias=False,
@@ -80,15 +90,14 @@ class PerceiverAR(nn.Module):
             mlp_bias=False,
         )
         self.self_attention = SelfAttentionBlock(
-            num_layers=num_self_attention_layers,
+            num_layers=config.num_self_attention_layers,
             num_heads=num_heads,
             num_channels=num_channels,
-            num_rotary_layers=num_self_attention_rotary_layers,
-            activation_checkpointing=activation_checkpointing,
-            activation_offloading=activation_offloading,
+            num_rotary_layers=config.num_self_attention_rotary_layers,
+            checkpointing=self.checkpointing,
             max_heads_parallel=max_heads_parallel,
             causal_attention=True,
-            widening_factor=self_attention_widening_factor,
+            widening_factor=config.self_attention_widening_factor,
             dropout=post_attention_dropout,
             residual_dropout=residual_dropout,
             qkv_bias=False,
@@ -127,14 +136,16 @@ class PerceiverAR(nn.Module):
 
         :param x: input `(b, n)` of the input adapter; with `kv_cache`, only the positions that follow the cached ones.
         :param prefix_len: number of leading positions of `x` that are prefix; the other `n - prefix_len` are latents.
-        :param pad_mask: `(b, n_cached + n)`, True marks (left) padding. The absolute positions of padded rows are
-            shifted so that their first real token gets position 0.
+        :param pad_mask: `(b, m)`, True marks (left) padding, aligned with the end of the sequence: its last
+            `n_cached + n` columns (`n` without cache) are those of the cached and new positions, in either mode. The
+            absolute positions of padded rows are shifted so that their first real token gets position 0.
         :param kv_cache: `[cross-attention, self-attention layer 0, ...]` caches (see `empty_kv_cache`), extended in
             place. The cross-attention cache holds all cached positions; a self-attention cache holds the latents.
         :return: hidden states of the latents `(b, n - prefix_len, num_channels)`.
         """
         b, n = x.shape[:2]
         n_cached = 0 if kv_cache is None else kv_cache[0].seq_len
+        pad_mask = window_mask(pad_mask, n_cached + n)
         if n_cached == 0:
             shift = None if pad_mask is None else pad_mask.sum(dim=1, keepdim=True)
             x, frq_pos_enc = self.input_adapter(x, abs_pos=positions(b, n, shift, device=x.device))
@@ -170,16 +181,12 @@ class PerceiverAR(nn.Module):
             rot_pos_emb_q=rot_pos_emb,
             rot_pos_emb_k=rot_pos_emb_k,
             kv_cache=None if kv_cache is None else kv_cache[0],
-            enabled=self.activation_checkpointing and self.training,
-            offload=self.activation_offloading,
+            checkpointing=self.checkpointing,
         )
 
         sa_kv_cache = None if kv_cache is None else kv_cache[1:]
-        if pad_mask is None:
-            pad_mask_sa = None
-        else:
-            n_sa = num_latents + (0 if kv_cache is None else kv_cache[1].seq_len)
-            pad_mask_sa = pad_mask[:, -n_sa:]
+        # the self-attention's keys are the latents (and the cached ones): the last positions
+        pad_mask_sa = window_mask(pad_mask, num_latents + (0 if kv_cache is None else kv_cache[1].seq_len))
         return self.self_attention(x_latent, pad_mask=pad_mask_sa, rot_pos_emb=rot_pos_emb, kv_cache=sa_kv_cache)
 
     def _embed_next(self, x: torch.Tensor, pad_mask: Optional[torch.Tensor], cache: KVCache):
@@ -195,7 +202,8 @@ class PerceiverAR(nn.Module):
         new_pos = torch.arange(cache.seq_len, n_window, device=x.device).expand(b, n)
         stream_pos = torch.arange(cache.position, cache.position + n, device=x.device).expand(b, n)
         if pad_mask is not None:
-            new_pos = (new_pos - pad_mask[:, -n_window:].sum(dim=1, keepdim=True)).clamp(min=0)
+            # pad_mask covers the window: cached and new positions
+            new_pos = (new_pos - pad_mask.sum(dim=1, keepdim=True)).clamp(min=0)
         if cache.position_shift is not None:
             stream_pos = (stream_pos - cache.position_shift).clamp(min=0)
         x, _ = self.input_adapter(x, abs_pos=new_pos)
@@ -211,10 +219,14 @@ class PerceiverAR(nn.Module):
 class CausalSequenceModelConfig(PerceiverARConfig):
     """Perceiver AR over a token sequence with logits tied to the token embedding (text, symbolic audio).
 
+    :param vocab_size: number of token ids.
     :param max_seq_len: maximum number of positions (prefix + latents).
     :param max_latents: maximum number of latents; `max_seq_len - max_latents` is the maximum prefix length.
+    :param num_channels: model channels (token embedding, attention layers).
     :param output_norm: layer norm before the output projection.
+    :param output_bias: learned bias of the output logits.
     :param abs_pos_emb: learned absolute position embedding (then rotary embedding rotates half of each head).
+    :param init_scale: standard deviation of the normal initialization of the weights.
     """
 
     vocab_size: int = 262
@@ -270,8 +282,7 @@ class CausalSequenceModel(PerceiverAR):
             num_input_channels=config.num_channels,
             abs_pos_emb=config.abs_pos_emb,
         )
-        base_fields = [f.name for f in dataclasses.fields(PerceiverARConfig)]
-        super().__init__(input_adapter, **{name: getattr(config, name) for name in base_fields})
+        super().__init__(input_adapter, config)
         if config.output_norm:
             self.out_norm = nn.LayerNorm(config.num_channels)
         self.output_adapter = TiedTokenOutputAdapter(vocab_size=config.vocab_size, emb_bias=config.output_bias)
@@ -301,9 +312,10 @@ class CausalSequenceModel(PerceiverAR):
 
         :param prefix_len: leading prefix positions of `x`; `0 <= prefix_len <= max_prefix_len` and
             `1 <= n - prefix_len <= max_latents`. Must be 0 when `kv_cache` already holds positions.
-        :param pad_mask: `(b, m)`, True marks left padding. Without cache (or with an empty one) `m == n`; otherwise
-            `m >= n_cached + n` and its last `n_cached + n` columns are used (`n_cached` after the window moved), so
-            the 🤗 attention mask of the whole sequence can be passed.
+        :param pad_mask: `(b, m)`, True marks left padding, aligned with the end of the sequence: its last columns
+            are those of the positions in the window, `n` without cache (or with an empty one), `n_cached + n` with it
+            (`n_cached` after the window moved), so `m` must be at least that, in either mode. So the 🤗 attention
+            mask of the whole sequence can be passed (see `generation_window`).
         :param kv_cache: caches from `empty_kv_cache`, updated in place. perceiver-io 0.11's protocol also works
             (deprecated): an empty list, filled with this model's caches, or the `kv_cache` of a previous output.
         :return: `logits`, `last_hidden_state` (of the latents) and `kv_cache` (the caches, or None).
@@ -318,8 +330,6 @@ class CausalSequenceModel(PerceiverAR):
         # forward of validated input (generation loops validate their prompt once, then call this per step)
         if kv_cache is not None and kv_cache[0].seq_len > 0:
             self._make_room(kv_cache, x.shape[1])
-            if pad_mask is not None:
-                pad_mask = pad_mask[:, -(kv_cache[0].seq_len + x.shape[1]) :]
         h = super().forward(x, prefix_len=prefix_len, pad_mask=pad_mask, kv_cache=kv_cache)
         if self.config.output_norm:
             h = self.out_norm(h)
@@ -397,7 +407,6 @@ class CausalSequenceModel(PerceiverAR):
                     f"prefix_len={prefix_len} out of range [{lo}, {hi}] for input_ids of length {n} "
                     f"(max_latents={self.max_latents}, max_prefix_len={self.max_prefix_len})"
                 )
-            check_mask_shape("pad_mask", pad_mask, x.shape)
         else:
             check_seq_len("input_ids", n, self.max_latents)
             if prefix_len != 0:
@@ -406,12 +415,15 @@ class CausalSequenceModel(PerceiverAR):
                 )
             if kv_cache[0].batch_size != x.shape[0]:
                 raise ValueError(f"kv_cache has batch size {kv_cache[0].batch_size}, input_ids {x.shape[0]}")
-            n_window = min(n_cached + n, self.max_seq_len)
-            if pad_mask is not None and (pad_mask.shape[0] != x.shape[0] or pad_mask.shape[1] < n_window):
-                raise ValueError(
-                    f"pad_mask has shape {tuple(pad_mask.shape)}, expected ({x.shape[0]}, m) with m >= {n_window} "
-                    "(cached plus new positions)"
-                )
+        # one rule in both modes: the mask covers at least the positions of the window
+        n_window = min(n_cached + n, self.max_seq_len)
+        if pad_mask is not None and (
+            pad_mask.dim() != 2 or pad_mask.shape[0] != x.shape[0] or pad_mask.shape[1] < n_window
+        ):
+            what = "the input's positions" if n_cached == 0 else "cached plus new positions"
+            raise ValueError(
+                f"pad_mask has shape {tuple(pad_mask.shape)}, expected ({x.shape[0]}, m) with m >= {n_window} ({what})"
+            )
         return n_cached
 
     @torch.no_grad()
@@ -433,6 +445,9 @@ class CausalSequenceModel(PerceiverAR):
         docstring. The prompt is validated once; tokens are written into a preallocated output, so a step's cost
         does not grow with the number of generated tokens. Returns prompt and new tokens `(b, n + max_new_tokens)`.
 
+        :param num_latents: the number of latents of the first step (the last `num_latents` prompt tokens), not the
+            size of a latent array (Perceiver IO's `num_latents`).
+        :param pad_mask: `(b, n)`, True marks left padding of the prompt.
         :param top_k: sample from (or pick among) the `top_k` most likely tokens; None or 0: all (as in 🤗).
         """
         if not isinstance(x, torch.Tensor):
@@ -452,7 +467,7 @@ class CausalSequenceModel(PerceiverAR):
         seq = x.new_empty(b, n + max_new_tokens)
         seq[:, :n] = x
         if pad_mask is not None:
-            pad_mask = torch.cat([pad_mask, pad_mask.new_zeros(b, max_new_tokens)], dim=1)
+            pad_mask = torch.cat([window_mask(pad_mask, n), pad_mask.new_zeros(b, max_new_tokens)], dim=1)
         kv_cache = self.empty_kv_cache(b, device=x.device) if use_cache else None
         for step in range(max_new_tokens):
             end = n + step
@@ -460,10 +475,9 @@ class CausalSequenceModel(PerceiverAR):
             if step > 0 and use_cache:
                 logits = self._forward(seq[:, end - 1 : end], 0, mask, kv_cache).logits
             else:
-                start = max(0, end - self.max_seq_len)
-                n_latents = min(num_latents + step, self.max_latents, end - start)
-                mask = None if mask is None else mask[:, start:]
-                logits = self._forward(seq[:, start:end], end - start - n_latents, mask, kv_cache).logits
+                ids, mask = generation_window(seq[:, :end], mask, self.max_seq_len)
+                n_latents = min(num_latents + step, self.max_latents, ids.shape[1])
+                logits = self._forward(ids, ids.shape[1] - n_latents, mask, kv_cache).logits
             logits = logits[:, -1] / temperature
             if top_k is not None:
                 kth = logits.topk(min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]
