@@ -38,6 +38,7 @@ _CONFIG_CLASSES = {
         "CausalSequenceModelConfig",
     ],
     "perceiver.model.core.perceiver_ar": ["CausalSequenceModelConfig"],
+    "perceiver.model.core.perceiver_ar.backend": ["CausalSequenceModelConfig"],
     "perceiver.model.core.modules": ["CausalSequenceModelConfig"],
     "perceiver.model.text.common.backend": ["TextEncoderConfig"],
     "perceiver.model.text.common": ["TextEncoderConfig"],
