@@ -438,6 +438,12 @@ def test_clip_grad_norm_under_fsdp(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    mp.spawn(_clip_under_fsdp, args=(port, str(tmp_path / "norms.json")), nprocs=2)
+    try:
+        mp.spawn(_clip_under_fsdp, args=(port, str(tmp_path / "norms.json")), nprocs=2)
+    except mp.ProcessExitedException as e:
+        # under load, gloo may abort a process while it is torn down ("terminate called without an active
+        # exception"), after every collective is done and the norms are written: only that is tolerated
+        if e.signal_name != "SIGABRT" or not (tmp_path / "norms.json").is_file():
+            raise
     norms = json.loads((tmp_path / "norms.json").read_text())
     assert norms["before"] > 1.0 and norms["after"] <= 0.001 * 1.001
