@@ -164,3 +164,47 @@ def test_0_11_sam_command_lines_parse_and_train(corpus, tmp_path, monkeypatch):
     optimizer = cli.trainer.optimizers[0]
     assert isinstance(optimizer, torch.optim.AdamW) and optimizer.defaults["fused"]  # 0.11's AdamW, fused kernel
     assert (tmp_path / "logs" / "sam").is_dir()
+
+
+def test_download_and_extract_utils_of_0_11(tmp_path):
+    """`perceiver.data.audio.utils.download_file` / `extract_file` (0.11's names), over http from a local server."""
+    import functools
+    import http.server
+    import threading
+
+    from perceiver.data.audio.utils import download_file, extract_file
+
+    served = tmp_path / "served"
+    write_midi(served / "a.mid", seed=0, num_notes=10)
+    with zipfile.ZipFile(served / "corpus.zip", "w") as z:
+        z.write(served / "a.mid", "corpus/2004/a.mid")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        download_file(f"{url}/corpus.zip", tmp_path / "down" / "corpus.zip")
+        assert (tmp_path / "down" / "corpus.zip").read_bytes() == (served / "corpus.zip").read_bytes()
+        with pytest.raises(FileNotFoundError, match="nothing to download at .*/missing.zip \\(HTTP 404\\)"):
+            download_file(f"{url}/missing.zip", tmp_path / "down" / "missing.zip")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert sorted(p.name for p in (tmp_path / "down").iterdir()) == ["corpus.zip"]  # nothing partial is left
+    download_file((served / "a.mid").as_uri(), tmp_path / "local.mid")
+    assert (tmp_path / "local.mid").read_bytes() == (served / "a.mid").read_bytes()
+    with pytest.raises(FileNotFoundError):
+        download_file((served / "missing.mid").as_uri(), tmp_path / "missing.mid")
+    with pytest.raises(ValueError, match="must be an http\\(s\\) or file URI"):
+        download_file("ftp://host/x.zip", tmp_path / "x.zip")
+
+    extract_file(tmp_path / "down" / "corpus.zip", tmp_path / "extracted")
+    assert encode_midi(tmp_path / "extracted" / "corpus" / "2004" / "a.mid") == encode_midi(served / "a.mid")
+    with pytest.raises(ValueError, match="is not a zip file"):
+        extract_file(served / "a.mid", tmp_path / "x")
+    with zipfile.ZipFile(tmp_path / "evil.zip", "w") as z:
+        z.writestr("../outside.txt", "no")
+    with pytest.raises(ValueError, match="names a path outside the target directory"):
+        extract_file(tmp_path / "evil.zip", tmp_path / "y")
+    assert not (tmp_path / "outside.txt").exists()

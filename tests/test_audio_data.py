@@ -75,3 +75,40 @@ def test_invalid_sources(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no training MIDI files"):
         SymbolicAudioDataModule(str(tmp_path / "empty"), dataset_dir=str(tmp_path / "ds")).prepare_data()
+
+
+class DirectoriesOf011(SymbolicAudioDataModule):
+    """A subclass as perceiver-io 0.11 users wrote them: its sources come from `load_source_dataset()`."""
+
+    source_root = None
+
+    def load_source_dataset(self):
+        return {"train": self.source_root / "train", "valid": self.source_root / "valid"}
+
+
+def test_positional_arguments_and_source_hook_of_0_11(tmp_path):
+    DirectoriesOf011.source_root = write_midi_dir(tmp_path / "midi", ("train", "train", "valid", "valid"))
+    with pytest.warns(DeprecationWarning, match="positional arguments in perceiver-io 0.11's order"):
+        # 0.11's order: dataset_dir, max_seq_len, min_seq_len, padding_side, batch_size, num_workers, preproc_workers
+        data = DirectoriesOf011(str(tmp_path / "ds"), 32, 8, "right", 1, 0, 1)
+    h = data.hparams
+    assert (h.source, h.dataset_dir, h.max_seq_len, h.padding_side) == (None, str(tmp_path / "ds"), 32, "right")
+    assert h.batch_size == 1
+    assert (h.num_workers, h.preproc_workers, h.random_train_truncation, h.random_min_seq_len) == (0, 1, True, 8)
+    files = data.midi_files()
+    assert [len(files[s]) for s in ("train", "valid")] == [2, 2]
+    data.setup()
+    assert data.preproc_dir.parent == tmp_path / "ds" / "preproc"
+    stream = sum((encode_midi(f) for f in files["train"]), [])
+    assert len(data.ds_train) == len(stream) // 32
+    lengths = {batch["input_ids"].shape[1] for batch in data.train_dataloader()}
+    assert min(lengths) >= 8 and max(lengths) <= 32 and len(lengths) > 1  # min_seq_len: random training lengths
+    valid = next(iter(data.val_dataloader()))
+    assert valid["input_ids"].shape == (1, 32)
+    # keyword arguments and this library's order are unchanged
+    by_name = DirectoriesOf011(dataset_dir=str(tmp_path / "ds"), max_seq_len=32, min_seq_len=8, num_workers=0)
+    assert by_name.preproc_dir == data.preproc_dir
+    with pytest.raises(TypeError, match=r"multiple values for argument\(s\) \['max_seq_len'\]"):
+        DirectoriesOf011(str(tmp_path / "ds"), 32, max_seq_len=16)
+    with pytest.raises(ValueError, match="SymbolicAudioDataModule needs a source"):
+        SymbolicAudioDataModule(str(tmp_path / "ds"), 32)

@@ -404,3 +404,27 @@ def test_trainer_resumes_from_a_legacy_checkpoint_url(fixtures_dir, tmp_path, ht
     state_dict = _fit_from(f"{base_url}/clm.ckpt")  # the weights training started from
     for key, value in load_file(fixtures_dir / "clm" / "model.safetensors").items():
         assert torch.equal(state_dict[key[len("backend_model.") :]], value), key
+
+
+def test_every_config_dataclass_may_be_read_from_checkpoints():
+    """The safe reader's allow-list names each config dataclass of this library at its module path (where a
+    checkpoint's pickle names it)."""
+    import dataclasses
+    import importlib
+    import inspect
+    import pkgutil
+
+    import perceiver.model
+    from perceiver.common.checkpoint import allowed_globals
+
+    allowed = {name for _, name in allowed_globals()}
+    found = set()
+    for info in pkgutil.walk_packages(perceiver.model.__path__, "perceiver.model."):
+        if info.name.rsplit(".", 1)[-1] in ("huggingface", "lightning", "pipeline") or ".scripts" in info.name:
+            continue  # 🤗 configs (PretrainedConfig) and Lightning wrappers are never pickled into checkpoints
+        module = importlib.import_module(info.name)
+        for name, obj in vars(module).items():
+            if inspect.isclass(obj) and dataclasses.is_dataclass(obj) and name.endswith("Config"):
+                if obj.__module__ == info.name:
+                    found.add(f"{obj.__module__}.{name}")
+    assert found and not found - allowed, sorted(found - allowed)

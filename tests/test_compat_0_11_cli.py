@@ -4,10 +4,13 @@ migration guide."""
 
 import json
 import warnings
+from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 import yaml
+from lightning.pytorch import Callback
 
 from tests.conftest import pydoc_text
 from tests.test_compat_0_11_checkpoint import write_legacy_checkpoint
@@ -297,3 +300,150 @@ def test_pytorch_lightning_trainer_needs_the_documented_import_change():
     trainer = lightning.pytorch.Trainer(**kwargs, enable_model_summary=False)
     trainer.fit(clm.LitCausalLanguageModel.create(config), loader)
     assert trainer.global_step == 1
+
+
+class GradNormRecorder(Callback):
+    """Records the gradients' total norm where the optimizer step sees it (a callback, after the clipping ones)."""
+
+    def __init__(self):
+        self.norms = []
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        grads = [p.grad for p in pl_module.parameters() if p.grad is not None]
+        self.norms.append(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])).item())
+
+
+@pytest.mark.slow
+def test_clm_fsdp_command_of_0_11(tmp_path, monkeypatch):
+    """examples/training/clm/train_fsdp.sh (C4 replaced by a local copy, a tiny model, no GPUs): its model options
+    `--model.optimizer`, `--model.scheduler` and `--model.max_grad_norm` and data options `--data.min_seq_len`,
+    `--data.concat_batch_size`, `--data.num_train_workers` and `--data.num_valid_workers` do what they did."""
+    import gzip
+
+    from perceiver.data.text import C4DataModule
+    from perceiver.scripts.lrs import CosineWithWarmupLR
+    from perceiver.scripts.text import clm_fsdp
+
+    texts = [p.strip() for p in pydoc_text(30000).split("\n\n") if p.strip()]
+    (tmp_path / "c4" / "en").mkdir(parents=True)
+    for name, part in [("c4-train.00000-of-00001.json.gz", texts[:60]), ("c4-validation.json.gz", texts[60:])]:
+        with gzip.open(tmp_path / "c4" / "en" / name, "wt") as f:
+            f.write("\n".join(json.dumps({"text": t, "timestamp": "2019", "url": "u"}) for t in part))
+    args = ["fit", "--model.num_self_attention_layers=1", "--model.max_latents=8", "--model.num_channels=16"]
+    args += ["--model.num_heads=2", "--model.max_heads_parallel=2", "--model.cross_attention_dropout=0.0"]
+    args += ["--model.post_attention_dropout=0.0", "--model.init_scale=0.02"]
+    args += ["--model.optimizer=AdamW", "--model.optimizer.lr=3e-4", "--model.optimizer.weight_decay=0.1"]
+    args += ["--model.scheduler", "CosineWithWarmupLR", "--model.scheduler.warmup_steps=2"]
+    args += ["--model.scheduler.min_fraction=0.1", "--model.max_grad_norm=0.001"]
+    args += ["--data=C4DataModule", f"--data.source={tmp_path / 'c4'}", "--data.tokenizer=perceiver-bytes"]
+    args += ["--data.padding_side=left", "--data.max_seq_len=32", "--data.min_seq_len=16", "--data.batch_size=4"]
+    args += ["--data.concat_batch_size=8", "--data.num_train_workers=0", "--data.num_valid_workers=0"]
+    args += ["--trainer.callbacks+=tests.test_compat_0_11_cli.GradNormRecorder", "--trainer.logger=false"]
+    args += ["--trainer.accelerator=cpu", "--trainer.devices=1", "--trainer.max_steps=3"]
+    args += ["--trainer.limit_val_batches=1"]
+    monkeypatch.chdir(tmp_path)
+    with pytest.warns(DeprecationWarning) as warned:
+        cli = clm_fsdp.main(args)
+    messages = " ".join(str(w.message) for w in warned)
+    for old, new in [("--model.optimizer.lr", "--optimizer.lr"), ("--model.scheduler", "--lr_scheduler"),
+                     ("--model.scheduler.warmup_steps", "--lr_scheduler.warmup_steps"),
+                     ("--model.max_grad_norm", "--trainer.callbacks+="), ("min_seq_len", "random_train_truncation"),
+                     ("concat_batch_size", "preproc_batch_size")]:  # fmt: skip
+        assert f"{old} is deprecated, use {new}" in messages
+    assert cli.trainer.global_step == 3
+    optimizer = cli.trainer.optimizers[0]
+    assert isinstance(optimizer, torch.optim.AdamW) and optimizer.defaults["weight_decay"] == 0.1
+    scheduler = cli.trainer.lr_scheduler_configs[0].scheduler
+    assert isinstance(scheduler, CosineWithWarmupLR) and scheduler.min_fraction == 0.1
+    # the gradients' norm is clipped to max_grad_norm before each step (unclipped it is far larger)
+    clip, recorder = [c for c in cli.trainer.callbacks if type(c).__name__ in ("ClipGradNorm", "GradNormRecorder")]
+    assert clip.max_norm == 0.001
+    assert len(recorder.norms) == 3 and all(n <= 0.001 * 1.001 for n in recorder.norms)
+    data = cli.datamodule
+    assert isinstance(data, C4DataModule)
+    assert (data.hparams.random_train_truncation, data.hparams.random_min_seq_len) == (True, 16)
+    assert data.hparams.preproc_batch_size == 8
+
+
+@pytest.mark.slow
+def test_wikibook_data_module_of_0_11_trains(tmp_path, monkeypatch):
+    """`--data=WikiBookDataModule` (0.11's Wikipedia + BookCorpus module) through the CLI, on local copies: each part
+    gets its own source and defaults (not the CLI's configuration of the whole)."""
+    from perceiver.scripts.text import mlm
+    from tests.test_data_text import paragraphs, write_parquet
+
+    texts = paragraphs()
+    write_parquet(tmp_path / "wiki" / "20231101.en" / "train-00000-of-00001.parquet", texts[:60], title="t")
+    write_parquet(tmp_path / "books" / "plain_text" / "train" / "0000.parquet", texts[60:120])
+    args = ["fit", "--data=WikiBookDataModule", f"--data.wikipedia_source={tmp_path / 'wiki'}"]
+    args += [f"--data.bookcorpus_source={tmp_path / 'books'}", f"--data.dataset_dir={tmp_path / 'ds'}"]
+    args += ["--data.max_seq_len=32", "--data.tokenizer=perceiver-bytes", "--data.batch_size=4", "--data.num_workers=0"]
+    args += ["--model.num_latents=4", "--model.num_latent_channels=8", "--model.encoder.num_input_channels=8"]
+    args += ["--model.encoder.num_self_attention_heads=1", "--model.encoder.num_cross_attention_heads=1"]
+    args += ["--model.decoder.num_cross_attention_heads=1", "--trainer.logger=false", *_TRAINER]
+    cli = _run(mlm.main, args, tmp_path, monkeypatch)
+    assert cli.trainer.global_step == 1
+    parts = cli.datamodule.parts
+    assert [(p.hparams.source, p.hparams.valid_size) for p in parts] == [
+        (str(tmp_path / "wiki"), 0.005),
+        (str(tmp_path / "books"), 0.001),
+    ]
+    assert len(cli.datamodule.ds_train) == sum(len(p.load_preprocessed()["train"]) for p in parts)
+
+
+def _clip_under_fsdp(rank: int, port: int, path: str) -> None:
+    """One of 2 processes: ClipGradNorm's FSDP branch clips the norm over all shards (Lightning cannot run FSDP on
+    CPU, so the hook is called as the trainer would, with the FSDP root as the strategy's model)."""
+    import os
+    from types import SimpleNamespace
+
+    import torch.distributed as dist
+    from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+
+    from perceiver.scripts.text.clm_fsdp import ClipGradNorm
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    try:
+        torch.manual_seed(0)
+        module = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.Linear(32, 4))
+        model = FSDP(module, device_id=torch.device("cpu"), use_orig_params=True)
+        model(torch.randn(16, 8)).pow(2).sum().mul(100).backward()
+
+        def global_norm() -> float:
+            local = sum(p.grad.pow(2).sum() for p in model.parameters() if p.grad is not None)
+            total = torch.as_tensor(local, dtype=torch.float64).reshape(1)
+            dist.all_reduce(total)
+            return total.sqrt().item()
+
+        before = global_norm()
+        trainer = SimpleNamespace(strategy=SimpleNamespace(model=model))
+        ClipGradNorm(0.001).on_before_optimizer_step(trainer, model, None)
+        if rank == 0:
+            Path(path).write_text(json.dumps({"before": before, "after": global_norm()}))
+        else:
+            global_norm()
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_clip_grad_norm_under_fsdp(tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    try:
+        mp.spawn(_clip_under_fsdp, args=(port, str(tmp_path / "norms.json")), nprocs=2)
+    except mp.ProcessExitedException as e:
+        # under load, gloo may abort a process while it is torn down ("terminate called without an active
+        # exception"), after every collective is done and the norms are written: only that is tolerated
+        if e.signal_name != "SIGABRT" or not (tmp_path / "norms.json").is_file():
+            raise
+    norms = json.loads((tmp_path / "norms.json").read_text())
+    assert norms["before"] > 1.0 and norms["after"] <= 0.001 * 1.001

@@ -18,8 +18,10 @@ from perceiver.data.text import (
     CausalLanguageModelCollator,
     Enwik8DataModule,
     ImdbDataModule,
+    Task,
     TextDataModule,
     TextFilesDataModule,
+    WikiBookDataModule,
     WikipediaDataModule,
     WikiTextDataModule,
 )
@@ -314,6 +316,32 @@ def test_preprocessing_is_cached_per_configuration(tmp_path, monkeypatch):
     assert dm.preproc_dir != before
 
 
+def test_task_objects_hold_each_tasks_rules(tmp_path, text_dir):
+    """One object per task, chosen once: which options enter the cache key (EOS tokens only for clm, word ids only
+    for mlm with whole-word masking, the label column only for clf), the padding side, the batch class."""
+    from perceiver.data.text.collator import CausalTextBatch, TextBatch
+    from perceiver.data.text.tasks import CausalLanguageModeling, Classification, MaskedLanguageModeling
+
+    options = dict(add_eos_token=True, label_column="y", tokenizer=None)
+    cases = [  # task, mask_words, task object, fingerprint parts (add_eos_token, word_ids, label_column)
+        ("mlm", True, MaskedLanguageModeling, (False, True, None)),
+        ("mlm", False, MaskedLanguageModeling, (False, False, None)),
+        ("clm", True, CausalLanguageModeling, (True, False, None)),
+        ("clf", True, Classification, (False, False, "y")),
+    ]
+    for task, mask_words, cls, parts in cases:
+        dm = TextFilesDataModule(
+            source=str(text_dir), dataset_dir=str(tmp_path), task=Task(task), mask_words=mask_words, **options
+        )
+        parts = dict(zip(("add_eos_token", "word_ids", "label_column"), parts))
+        assert type(dm.text_task) is cls and dm.text_task.fingerprint_parts() == parts
+        assert dm.tokenizer.padding_side == ("left" if task == "clm" else "right")
+        assert dm.collator().batch_class is (CausalTextBatch if task == "clm" else TextBatch)
+        assert dm.text_task.chunk_options(dm.tokenizer) == dict(
+            eos_token_id=dm.tokenizer.eos_token_id if task == "clm" else None, with_word_ids=parts["word_ids"]
+        )
+
+
 def test_preprocessing_with_worker_processes(tmp_path):
     source = write_text_splits(tmp_path / "text", num_chars=200000)
     assert len((source / "train.txt").read_text().splitlines()) > 2000  # more than one map batch per process
@@ -365,6 +393,57 @@ def test_hub_layout_copies(tmp_path, cls, layout, splits):
     assert batch["input_ids"].shape == (16, 32)
 
 
+def test_wikibook_concatenates_wikipedia_and_bookcorpus(tmp_path, wordpiece):
+    texts = paragraphs()
+    write_parquet(tmp_path / "wiki" / "20231101.en" / "train-00000-of-00001.parquet", texts[:60], title="t")
+    write_parquet(tmp_path / "books" / "plain_text" / "train" / "0000.parquet", texts[60:120])
+    args = dict(tokenizer=wordpiece, max_seq_len=32, valid_size=0.2, batch_size=8, num_workers=0, preproc_workers=1)
+    dm = WikiBookDataModule(
+        wikipedia_source=str(tmp_path / "wiki"),
+        bookcorpus_source=str(tmp_path / "books"),
+        dataset_dir=str(tmp_path / "datasets"),
+        static_masking=True,
+        **args,
+    )
+    dm.setup()
+    # each corpus is preprocessed (and cached) by its own data module: the same configuration alone reuses it
+    wiki = WikipediaDataModule(source=str(tmp_path / "wiki"), dataset_dir=str(tmp_path / "datasets"), **args)
+    books = BookCorpusDataModule(source=str(tmp_path / "books"), dataset_dir=str(tmp_path / "datasets"), **args)
+    assert dm.preproc_dirs == [wiki.preproc_dir, books.preproc_dir]
+    assert all((d / "dataset_dict.json").is_file() for d in dm.preproc_dirs)
+    wiki.setup(), books.setup()
+    for split in ("train", "valid"):
+        ours = getattr(dm, f"ds_{split}")
+        parts = [getattr(wiki, f"ds_{split}"), getattr(books, f"ds_{split}")]
+        assert len(ours) == sum(len(p) for p in parts) and all(len(p) > 0 for p in parts)
+        assert ours.dataset[len(parts[0])]["input_ids"] == parts[1][0]["input_ids"]  # Bookcorpus after Wikipedia
+    assert dm.ds_test is None
+    # 0.11's default task and masking (whole words, here static)
+    batch = next(iter(dm.val_dataloader()))
+    assert batch["input_ids"].shape == (8, 32) and (batch["labels"] != -100).any()
+    assert (batch["input_ids"] == dm.tokenizer.mask_token_id).any()
+    assert batch["input_ids"].tolist() == next(iter(dm.val_dataloader()))["input_ids"].tolist()  # static masking
+    # 0.11's separate directories
+    separate = WikiBookDataModule(
+        wikipedia_source=str(tmp_path / "wiki"),
+        bookcorpus_source=str(tmp_path / "books"),
+        dataset_dirs=(str(tmp_path / "w"), str(tmp_path / "b")),
+        task="clm",
+        **args,
+    )
+    separate.setup()
+    assert [d.parent.parent for d in separate.preproc_dirs] == [tmp_path / "w", tmp_path / "b"]
+    assert next(iter(separate.train_dataloader()))["input_ids"].shape == (8, 32)
+    with pytest.raises(ValueError, match="supports tasks 'mlm' and 'clm', not 'clf'"):
+        WikiBookDataModule(task="clf", tokenizer=wordpiece)
+    with pytest.raises(ValueError, match="dataset_dirs=.* must be two directories"):
+        WikiBookDataModule(dataset_dirs=["a"], tokenizer=wordpiece)
+    with pytest.raises(ValueError, match="source='x': WikiBookDataModule takes wikipedia_source, bookcorpus_source"):
+        WikiBookDataModule(source="x", tokenizer=wordpiece)
+    # each module's own validation size unless given (the CLI passes what it lists)
+    assert [p.hparams.valid_size for p in WikiBookDataModule(tokenizer=wordpiece).parts] == [0.005, 0.001]
+
+
 def test_enwik8_raw_file(tmp_path):
     lines = text_lines(40000)
     (tmp_path / "enwik8").write_text("".join(lines))  # the raw file has no extension
@@ -406,6 +485,60 @@ def test_c4_streaming(tmp_path):
     assert all(b["input_ids"].shape[1] == 32 for b in batches)
     valid = next(iter(dm.val_dataloader()))
     assert dm.tokenizer.decode(original_tokens(valid)[0]) == texts[100][:32]
+
+
+def test_c4_options_of_0_11(tmp_path):
+    """0.11's C4 options (its FSDP example's `--data.min_seq_len`, `--data.concat_batch_size`,
+    `--data.num_train_workers`, `--data.num_valid_workers`, ...) do what they did there, through this module's."""
+    texts = paragraphs()
+    directory = tmp_path / "c4" / "en"
+    directory.mkdir(parents=True)
+    for name, part in [
+        ("c4-train.00000-of-00002.json.gz", texts[:50]),
+        ("c4-train.00001-of-00002.json.gz", texts[50:100]),
+        ("c4-validation.00000-of-00001.json.gz", texts[100:130]),
+    ]:
+        with gzip.open(directory / name, "wt") as f:
+            f.write("\n".join(json.dumps({"text": t, "timestamp": "2019", "url": "u"}) for t in part))
+    args = dict(source=str(tmp_path / "c4"), dataset_dir=str(tmp_path / "datasets"), max_seq_len=32, batch_size=4)
+    with pytest.warns(DeprecationWarning) as warned:
+        dm = C4DataModule(
+            task="clm",
+            min_seq_len=8,
+            concat_batch_size=5,
+            shuffle_window_size=20,
+            shuffle_window_seed=3,
+            num_train_workers=0,
+            num_valid_workers=1,
+            **args,
+        )
+    messages = " ".join(str(w.message) for w in warned)
+    for old, new in [("min_seq_len", "random_train_truncation=True and random_min_seq_len=8"),
+                     ("concat_batch_size", "preproc_batch_size"), ("shuffle_window_size", "shuffle_buffer_size"),
+                     ("shuffle_window_seed", "seed")]:  # fmt: skip
+        assert f"{old} is deprecated, use {new}" in messages
+    h = dm.hparams
+    assert (h.random_train_truncation, h.random_min_seq_len, h.preproc_batch_size) == (True, 8, 5)
+    assert (h.shuffle_buffer_size, h.seed, h.min_seq_len, h.concat_batch_size) == (20, 3, None, None)
+    dm.setup()
+    # min_seq_len: training batches of random lengths in [8, 32], validation batches of full length
+    train_lengths = {b["input_ids"].shape[1] for b in dm.train_dataloader()}
+    assert len(train_lengths) > 1 and min(train_lengths) >= 8 and max(train_lengths) <= 32
+    assert {b["input_ids"].shape[1] for b in dm.val_dataloader()} == {32}
+    # concat_batch_size: documents concatenated per chunking batch (the validation stream is in order)
+    lengths = [len(t.encode()) for t in texts[100:130]]
+    expected = sum(max(sum(lengths[i : i + 5]) // 32, 1) for i in range(0, 30, 5))
+    assert sum(b["input_ids"].shape[0] for b in dm.val_dataloader()) == expected
+    # num_train_workers / num_valid_workers: the loaders' workers
+    assert (dm.train_dataloader().num_workers, dm.val_dataloader().num_workers) == (0, 1)
+    # rank / world_size (0.11's, default: the trainer's): each process streams its own shard
+    second = C4DataModule(rank=1, world_size=2, num_workers=0, **args)
+    second.setup()
+    streamed = sum(b["attention_mask"].sum().item() for b in second.train_dataloader())
+    shard_bytes = sum(len(t.encode()) for t in texts[50:100])
+    assert shard_bytes - 40 * 32 < streamed <= shard_bytes
+    with pytest.raises(ValueError, match="rank=2 and world_size=2 must both be given, with 0 <= rank < world_size"):
+        C4DataModule(rank=2, world_size=2, **args)
 
 
 # ---------- errors ----------

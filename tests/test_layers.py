@@ -18,9 +18,6 @@ FRAMEWORK_FREE = [
     *[PACKAGE / "model" / "core" / f"{name}.py" for name in ("position", "utils", "loss", "weights")],
     PACKAGE / "model" / "core" / "perceiver_ar" / "__init__.py",  # its backend.py is matched above
 ]
-# the one exception of "data never imports model": Lightning data modules restore their state from checkpoints
-# through the single safe checkpoint reader (perceiver.model.core.checkpoint, which holds no model code)
-DATA_TO_MODEL_ALLOWED = {("perceiver/data/common.py", "perceiver.model.core.checkpoint")}
 
 
 def imports(path: Path) -> set:
@@ -64,7 +61,6 @@ def test_model_does_not_import_data():
 def test_data_does_not_import_model():
     for path in modules_of("data"):
         bad = {m for m in imports(path) if m.startswith("perceiver.model")}
-        bad -= {m for p, m in DATA_TO_MODEL_ALLOWED if p == relative(path)}
         assert not bad, f"{relative(path)} imports {sorted(bad)}"
 
 
@@ -78,3 +74,71 @@ def test_backend_packages_load_without_lightning_or_transformers():
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": str(PACKAGE.parent)})
+
+
+def test_common_imports_no_other_layer():
+    # the bottom layer (safe checkpoint reading), which data, model, processing and scripts all build on
+    assert modules_of("common")
+    for path in modules_of("common"):
+        bad = {m for m in imports(path) if m.startswith("perceiver.") and not m.startswith("perceiver.common")}
+        assert not bad, f"{relative(path)} imports {sorted(bad)}"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def module_level_imports(path: Path, known: set) -> set:
+    """Modules of `known` that `path` imports when it is imported: imports outside functions and outside
+    `if TYPE_CHECKING:` blocks; `from pkg import name` imports `pkg.name` where that is a module, else `pkg`."""
+    package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
+    found = set()
+
+    def visit(node):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            return
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(parent + ([node.module] if node.module else []))
+            for alias in node.names:
+                found.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(ast.parse(path.read_text()))
+    return found & known
+
+
+def test_no_import_cycles():
+    paths = sorted(PACKAGE.rglob("*.py"))
+    known = {module_name(p) for p in paths}
+    graph = {module_name(p): module_level_imports(p, known) for p in paths}
+    assert graph["perceiver.data.common"] >= {"perceiver.common.checkpoint"}  # the graph sees imports
+
+    # depth-first search; a back edge to a module on the current path closes a cycle
+    state, stack, cycles = {}, [], []
+
+    def visit(module):
+        state[module] = "open"
+        stack.append(module)
+        for target in sorted(graph[module]):
+            if state.get(target) == "open":
+                cycles.append(stack[stack.index(target) :] + [target])
+            elif target not in state:
+                visit(target)
+        stack.pop()
+        state[module] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module)
+    assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)

@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler, default_collate
 
+from perceiver.common.checkpoint import read_lightning_checkpoint
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_DATASET_DIR = os.path.join("~", ".cache", "perceiver-io", "datasets")
@@ -459,10 +461,8 @@ class SplitDataModule(pl.LightningDataModule):
     def load_from_checkpoint(cls, checkpoint_path: Union[str, os.PathLike], *args: Any, **kwargs: Any):
         """The data module of a Lightning checkpoint (local path or http(s) URL), built from its
         `datamodule_hyper_parameters` updated with `kwargs`. Unlike Lightning's method, the file is always read
-        safely (`weights_only=True`, see `perceiver.model.core.checkpoint`); other positional arguments are ignored."""
-        from perceiver.model.core.checkpoint import read_checkpoint  # the one safe checkpoint reader (no model code)
-
-        checkpoint = read_checkpoint(checkpoint_path)
+        safely (`weights_only=True`, see `perceiver.common.checkpoint`); other positional arguments are ignored."""
+        checkpoint = read_lightning_checkpoint(checkpoint_path)
         data_module = cls(**{**(checkpoint.get("datamodule_hyper_parameters") or {}), **kwargs})
         if cls.__qualname__ in checkpoint:
             data_module.load_state_dict(checkpoint[cls.__qualname__])

@@ -376,8 +376,13 @@ def _check_data_paths(data: Optional[Namespace]) -> None:
     init_args = data.get("init_args") if isinstance(data, Namespace) else None
     if init_args is None:
         return
-    if "source" in init_args and init_args.source is None and init_args.get("data_files") is None:
+    # modules of several sources name each (WikiBookDataModule's wikipedia_source, bookcorpus_source)
+    named_sources = {k: v for k, v in vars(init_args).items() if k.endswith("_source") and v is not None}
+    missing = init_args.get("data_files") is None and not named_sources
+    if "source" in init_args and init_args.source is None and missing:
         raise ValueError("--data.source is missing: give a 🤗 hub id or a local file or directory of data")
+    for name, source in named_sources.items():
+        check_source(source, name=f"data.{name}")
     if init_args.get("source") is not None:
         check_source(init_args.source, name="data.source")
         check_text_files(local_text_files(init_args.source, init_args.get("config_name")))

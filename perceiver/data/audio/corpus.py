@@ -3,12 +3,11 @@
 
 import os
 import shutil
-import urllib.request
-import zipfile
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from perceiver.data.audio.symbolic import MIDI_EXTENSIONS, SymbolicAudioDataModule, _hidden
+from perceiver.data.audio.symbolic import SymbolicAudioDataModule, midi_files_below  # noqa: F401 (re-exported)
+from perceiver.data.audio.utils import download_file, extract_file
 from perceiver.data.common import source_fingerprint
 from perceiver.processing.midi import DEFAULT_MAX_TOKENS, Encoding
 
@@ -103,12 +102,10 @@ class MidiCorpusDataModule(SymbolicAudioDataModule):
                 archive = Path(os.path.expanduser(source))
             else:
                 archive = target / ".download" / self.zip_name
-                archive.parent.mkdir()
-                urllib.request.urlretrieve(self.hparams.dataset_uri, archive)  # noqa: S310 - the user's URI
+                download_file(self.hparams.dataset_uri, archive)
             try:
-                with zipfile.ZipFile(archive) as z:
-                    z.extractall(target)
-            except zipfile.BadZipFile as e:
+                extract_file(archive, target)
+            except ValueError as e:
                 raise ValueError(f"{self._source_name()} is not a zip file of the corpus: {e}") from e
             shutil.rmtree(target / ".download", ignore_errors=True)
             done.touch()
@@ -123,12 +120,3 @@ class MidiCorpusDataModule(SymbolicAudioDataModule):
     def corpus_splits(self, root: Path) -> Dict[str, List[str]]:
         """MIDI file paths per split ("train", "valid", "test") of the corpus in `root`."""
         raise NotImplementedError
-
-
-def midi_files_below(root: Path) -> List[str]:
-    """The MIDI files below `root` (recursively, hidden ones left out), sorted."""
-    return sorted(
-        str(p)
-        for p in root.rglob("*")
-        if p.suffix.lower() in MIDI_EXTENSIONS and p.is_file() and not _hidden(p.relative_to(root))
-    )

@@ -1,5 +1,6 @@
 """`SymbolicAudioDataModule`: MIDI files tokenized into event tokens and chunked for Perceiver AR training."""
 
+import functools
 import os
 import re
 import warnings
@@ -20,10 +21,47 @@ from perceiver.data.common import (
     split_off,
 )
 from perceiver.data.text.collator import CausalLanguageModelCollator
-from perceiver.data.text.common import RandomShiftDataset, chunk
+from perceiver.data.text.tasks import RandomShiftDataset, chunk
 from perceiver.processing.midi import DEFAULT_MAX_TOKENS, ENCODINGS, Encoding, MidiTokenizer, encode_files
 
 MIDI_EXTENSIONS = (".mid", ".midi")
+
+# perceiver-io 0.11's positional arguments of SymbolicAudioDataModule, in its order
+POSITIONAL_0_11 = (
+    "dataset_dir",
+    "max_seq_len",
+    "min_seq_len",
+    "padding_side",
+    "batch_size",
+    "num_workers",
+    "preproc_workers",
+    "pin_memory",
+)
+
+
+def accepts_0_11_positional_args(init):
+    """Lets `SymbolicAudioDataModule.__init__` also take 0.11's positional arguments (`dataset_dir, max_seq_len,
+    min_seq_len, ...`), recognized by an integer second argument (here the second is `dataset_dir`)."""
+
+    @functools.wraps(init)
+    def wrapper(self, *args, **kwargs):
+        if len(args) >= 2 and isinstance(args[1], int) and not isinstance(args[1], bool):
+            if len(args) > len(POSITIONAL_0_11):
+                raise TypeError(f"at most {len(POSITIONAL_0_11)} positional arguments in 0.11's order, got {len(args)}")
+            given = dict(zip(POSITIONAL_0_11, args))
+            twice = sorted(given.keys() & kwargs.keys())
+            if twice:
+                raise TypeError(f"got multiple values for argument(s) {twice}")
+            warnings.warn(
+                "positional arguments in perceiver-io 0.11's order (dataset_dir, max_seq_len, min_seq_len, ...) are "
+                f"deprecated, pass them by name: {', '.join(f'{k}={v!r}' for k, v in given.items())}",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            args, kwargs = (), {**given, **kwargs}
+        init(self, *args, **kwargs)
+
+    return wrapper
 
 
 class SymbolicAudioDataModule(SplitDataModule):
@@ -38,7 +76,8 @@ class SymbolicAudioDataModule(SplitDataModule):
     out. Tokenization runs once per configuration (🤗 `datasets.map`, `preproc_workers` processes) and is cached as
     Arrow files under `dataset_dir`; editing the files invalidates the cache.
 
-    :param source: local directory of `.mid`/`.midi` files (searched recursively).
+    :param source: local directory of `.mid`/`.midi` files (searched recursively). None for subclasses that implement
+        perceiver-io 0.11's hook `load_source_dataset()` (the directories of the train and valid files).
     :param dataset_dir: directory of the tokenized (cached) data.
     :param max_seq_len: chunk length, the model's maximum sequence length.
     :param padding_side: "left" (default, where Perceiver AR's latents are) or "right".
@@ -58,11 +97,15 @@ class SymbolicAudioDataModule(SplitDataModule):
     :param pin_memory: pin batches in memory (only where a GPU is available).
     :param preproc_workers: processes for tokenization (default: the number of CPUs).
     :param seed: seed of the validation split and of shuffling.
+
+    perceiver-io 0.11's positional order (`dataset_dir, max_seq_len, min_seq_len, padding_side, batch_size,
+    num_workers, preproc_workers, pin_memory`) is accepted too, with a DeprecationWarning.
     """
 
+    @accepts_0_11_positional_args
     def __init__(
         self,
-        source: str,
+        source: Optional[str] = None,
         dataset_dir: str = DEFAULT_DATASET_DIR,
         max_seq_len: int = 1024,
         padding_side: Literal["left", "right"] = "left",
@@ -103,6 +146,10 @@ class SymbolicAudioDataModule(SplitDataModule):
 
     def _check_source(self) -> None:
         source = self.hparams.source
+        if source is None and self._has_source_hook():
+            return
+        if source is None:
+            raise ValueError(f"{type(self).__name__} needs a source (or an implementation of load_source_dataset)")
         check_source(source)
         if not os.path.isdir(os.path.expanduser(source)):
             raise NotADirectoryError(f"source={source!r} must be a directory of MIDI files")
@@ -122,7 +169,26 @@ class SymbolicAudioDataModule(SplitDataModule):
 
     def source_origin(self) -> str:
         """What identifies the source data in the cache key of `preproc_dir` (a fingerprint of its files)."""
+        if self.hparams.source is None:
+            return {split: source_fingerprint(str(d)) for split, d in sorted(self._hook_dirs().items())}
         return source_fingerprint(str(self.source_dir))
+
+    def load_source_dataset(self) -> Dict[str, Path]:
+        """perceiver-io 0.11's hook for subclasses without a `source`: the directories of the "train" and "valid"
+        (and optionally "test") MIDI files."""
+        raise NotImplementedError("load_source_dataset must return a dict with keys 'train' and 'valid'")
+
+    def _has_source_hook(self) -> bool:
+        return type(self).load_source_dataset is not SymbolicAudioDataModule.load_source_dataset
+
+    def _hook_dirs(self) -> Dict[str, Path]:
+        dirs = {SPLIT_ALIASES.get(str(k), str(k)): Path(v) for k, v in self.load_source_dataset().items()}
+        if "train" not in dirs or "valid" not in dirs:
+            raise ValueError(f"load_source_dataset must return directories of 'train' and 'valid', got {sorted(dirs)}")
+        for split, directory in dirs.items():
+            if not directory.is_dir():
+                raise NotADirectoryError(f"load_source_dataset's {split} directory {str(directory)!r} does not exist")
+        return dirs
 
     @property
     def preproc_dir(self) -> Path:
@@ -142,6 +208,11 @@ class SymbolicAudioDataModule(SplitDataModule):
 
     def midi_files(self) -> Dict[str, List[str]]:
         """The MIDI files of each split found in `source` (train, and valid and test where present)."""
+        if self.hparams.source is None:
+            files = {split: midi_files_below(d) for split, d in self._hook_dirs().items()}
+            if not files["train"]:
+                raise ValueError(f"{self._source_name()} holds no training MIDI files (*.mid, *.midi)")
+            return files
         root = self.source_dir
         files: Dict[str, List[str]] = {}
         for path in sorted(root.rglob("*")):
@@ -191,6 +262,8 @@ class SymbolicAudioDataModule(SplitDataModule):
         return result
 
     def _source_name(self) -> str:
+        if self.hparams.source is None:
+            return f"{type(self).__name__}.load_source_dataset()"
         return f"source={self.hparams.source!r}"
 
     def setup(self, stage: Optional[str] = None) -> None:
@@ -212,6 +285,15 @@ class SymbolicAudioDataModule(SplitDataModule):
             random_truncation=train and h.random_train_truncation,
             random_min_seq_len=h.random_min_seq_len,
         )
+
+
+def midi_files_below(root: Path) -> List[str]:
+    """The MIDI files below `root` (recursively, hidden ones left out), sorted."""
+    return sorted(
+        str(p)
+        for p in root.rglob("*")
+        if p.suffix.lower() in MIDI_EXTENSIONS and p.is_file() and not _hidden(p.relative_to(root))
+    )
 
 
 def _hidden(relative: Path) -> bool:

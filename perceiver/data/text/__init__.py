@@ -15,6 +15,7 @@ from perceiver.data.text.enwik8 import Enwik8DataModule
 from perceiver.data.text.files import TextFilesDataModule
 from perceiver.data.text.imdb import ImdbDataModule
 from perceiver.data.text.tokenizer import PERCEIVER_BYTES, load_tokenizer
+from perceiver.data.text.wikibook import WikiBookDataModule
 from perceiver.data.text.wikipedia import WikipediaDataModule
 from perceiver.data.text.wikitext import WikiTextDataModule
 
@@ -35,6 +36,7 @@ __all__ = [
     "TextFilesDataModule",
     "TextPreprocessor",
     "TokenMaskingCollator",
+    "WikiBookDataModule",
     "WikiTextDataModule",
     "WikipediaDataModule",
     "WordMaskingCollator",

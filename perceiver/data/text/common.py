@@ -4,7 +4,6 @@ import logging
 import os
 import warnings
 from enum import StrEnum
-from itertools import chain
 from pathlib import Path
 from typing import Dict, List, Literal, Optional, Tuple, Union
 
@@ -22,17 +21,17 @@ from perceiver.data.common import (
     source_fingerprint,
     split_off,
 )
-from perceiver.data.text.collator import (
-    CausalLanguageModelCollator,
-    CausalTextBatch,
-    ClassificationCollator,
-    MaskedExamplesCollator,
-    RandomTruncateCollator,
-    TextBatch,
-    TokenMaskingCollator,
-    WordMaskingCollator,
+from perceiver.data.text.collator import RandomTruncateCollator  # noqa: F401 (0.11's import path)
+from perceiver.data.text.tasks import (  # noqa: F401 (re-exported: their import paths before tasks.py)
+    TEXT_TASKS,
+    RandomShiftDataset,
+    StaticMaskedDataset,
+    TextTask,
+    chunk,
+    non_empty,
+    tokenize_and_chunk,
 )
-from perceiver.data.text.tokenizer import is_bytes_tokenizer, load_tokenizer, word_ids
+from perceiver.data.text.tokenizer import load_tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -161,12 +160,6 @@ class TextDataModule(SplitDataModule):
             raise ValueError(f"max_seq_len={max_seq_len} must be at least 1")
         if not 0.0 < mask_prob < 1.0:
             raise ValueError(f"mask_prob={mask_prob} must be in (0, 1)")
-        random_options = random_train_shift or random_train_truncation or random_valid_shift or random_valid_truncation
-        if task != "clm" and random_options:
-            raise ValueError(
-                "random_train_shift and random_train_truncation apply to task 'clm' (as do random_valid_shift and "
-                f"random_valid_truncation), not {task!r}"
-            )
         if static_masking and not mask_words:
             # 0.11's wording
             raise ValueError("static_masking=true is only supported for mask_words=true")
@@ -174,20 +167,12 @@ class TextDataModule(SplitDataModule):
             raise ValueError(f"preproc_batch_size={preproc_batch_size} must be at least 1")
         if valid_batch_size is not None and valid_batch_size < 1:
             raise ValueError(f"valid_batch_size={valid_batch_size} must be at least 1")
-        if (random_train_truncation or random_valid_truncation) and not 1 <= random_min_seq_len <= max_seq_len:
-            raise ValueError(f"random_min_seq_len={random_min_seq_len} must be in [1, max_seq_len={max_seq_len}]")
+        self.text_task: TextTask = TEXT_TASKS[task](self.hparams)  # everything that depends on the task
+        self.text_task.check_options()
 
         self.tokenizer = load_tokenizer(tokenizer)
-        self.tokenizer.padding_side = padding_side or ("left" if task == "clm" else "right")
-        if task == "mlm" and self.tokenizer.mask_token_id is None:
-            raise ValueError(f"task 'mlm' needs a tokenizer with a mask token, tokenizer={tokenizer!r} has none")
-        if task == "mlm" and mask_words and not (self.tokenizer.is_fast or is_bytes_tokenizer(self.tokenizer)):
-            raise ValueError(
-                "mask_words=True needs a fast tokenizer or the UTF-8 bytes tokenizer, "
-                f"got {type(self.tokenizer).__name__}"
-            )
-        if task == "clm" and add_eos_token and self.tokenizer.eos_token_id is None:
-            raise ValueError(f"add_eos_token=True, but tokenizer={tokenizer!r} has no EOS token")
+        self.tokenizer.padding_side = padding_side or self.text_task.padding_side
+        self.text_task.check_tokenizer(self.tokenizer)
         self.ds_train: Optional[Dataset] = None
         self.ds_valid: Optional[Dataset] = None
         self.ds_test: Optional[Dataset] = None
@@ -242,12 +227,10 @@ class TextDataModule(SplitDataModule):
             task=h.task,
             max_seq_len=h.max_seq_len,
             add_special_tokens=h.add_special_tokens,
-            add_eos_token=h.add_eos_token and h.task == "clm",
-            word_ids=h.task == "mlm" and h.mask_words,
             valid_size=h.valid_size,
             text_column=h.text_column,
-            label_column=h.label_column if h.task == "clf" else None,
             seed=h.seed,
+            **self.text_task.fingerprint_parts(),
         )
         return self.dataset_dir / "preproc" / f"{type(self).__name__}-{h.task}-{key}"
 
@@ -310,38 +293,21 @@ class TextDataModule(SplitDataModule):
         for name, ds in splits.items():
             if h.text_column not in ds.column_names:
                 raise ValueError(f"{name} split has no text_column={h.text_column!r}, columns are {ds.column_names}")
-            if h.task == "clf" and h.label_column not in ds.column_names:
-                raise ValueError(f"{name} split has no label_column={h.label_column!r}, columns are {ds.column_names}")
-        if h.task == "clf":
-            splits = self._encode_labels(splits)
+        splits = self.text_task.prepare_splits(splits, self.label_names)
         num_proc = h.preproc_workers or os.cpu_count()
-        fn_kwargs = dict(
-            tokenizer=self.tokenizer,
-            text_column=h.text_column,
-            add_special_tokens=h.add_special_tokens,
-        )
         result = datasets.DatasetDict()
         for name, ds in splits.items():
-            features = None
-            if h.task == "clf":
-                fn, fn_kwargs_task = _tokenize_clf, dict(max_seq_len=h.max_seq_len, label_column=h.label_column)
-                # keeps the class names with the preprocessed data
-                features = datasets.Features(
-                    {"input_ids": datasets.List(datasets.Value("int64")), "label": ds.features[h.label_column]}
-                )
-            else:
-                ds = ds.filter(non_empty, input_columns=[h.text_column], desc=f"Removing empty texts ({name})")
-                fn_kwargs_task = dict(
-                    block_len=h.max_seq_len,
-                    eos_token_id=self.tokenizer.eos_token_id if h.task == "clm" and h.add_eos_token else None,
-                    with_word_ids=h.task == "mlm" and h.mask_words,
-                )
-                fn = tokenize_and_chunk
+            fn, fn_kwargs, features = self.text_task.tokenization(ds, self.tokenizer)
             result[name] = ds.map(
                 fn,
                 batched=True,
                 batch_size=h.preproc_batch_size,
-                fn_kwargs={**fn_kwargs, **fn_kwargs_task},
+                fn_kwargs=dict(
+                    tokenizer=self.tokenizer,
+                    text_column=h.text_column,
+                    add_special_tokens=h.add_special_tokens,
+                    **fn_kwargs,
+                ),
                 remove_columns=ds.column_names,
                 features=features,
                 num_proc=num_proc if num_proc and num_proc > 1 and len(ds) >= 2 * h.preproc_batch_size else None,
@@ -350,24 +316,6 @@ class TextDataModule(SplitDataModule):
             if len(result[name]) == 0:
                 raise ValueError(f"{name} split of source={h.source!r} holds no text")
         return result
-
-    def _encode_labels(self, splits: datasets.DatasetDict) -> datasets.DatasetDict:
-        column = self.hparams.label_column
-        feature = splits["train"].features[column]
-        if self.label_names is not None:
-            names = list(self.label_names)
-        elif isinstance(feature, datasets.ClassLabel):
-            names = list(feature.names)
-        else:
-            values = sorted(set(chain.from_iterable(ds.unique(column) for ds in splits.values())))
-            if all(isinstance(v, int) and v >= 0 for v in values):
-                names = [str(i) for i in range(max(values) + 1)]
-            elif all(isinstance(v, str) for v in values):
-                names = values
-            else:
-                raise ValueError(f"label_column={column!r} must hold class indices >= 0 or class names, got {values}")
-        class_label = datasets.ClassLabel(names=names)
-        return datasets.DatasetDict({name: ds.cast_column(column, class_label) for name, ds in splits.items()})
 
     def _load_meta(self) -> dict:
         if self._meta is None:
@@ -378,25 +326,21 @@ class TextDataModule(SplitDataModule):
 
     # ---- datasets and loaders ----
 
-    def setup(self, stage: Optional[str] = None) -> None:
+    def load_preprocessed(self) -> datasets.DatasetDict:
+        """The preprocessed splits (preprocessed first where a trainer has not called `prepare_data`)."""
         if not (self.preproc_dir / "dataset_dict.json").is_file():
-            # used without a trainer (which calls prepare_data first)
             self.prepare_data()
-        dataset = datasets.load_from_disk(str(self.preproc_dir))
+        return datasets.load_from_disk(str(self.preproc_dir))
+
+    def setup(self, stage: Optional[str] = None) -> None:
+        dataset = self.load_preprocessed()
         self.ds_train = dataset["train"]
         self.ds_valid = dataset["valid"]
         self.ds_test = dataset["test"] if "test" in dataset else None
-        h = self.hparams
-        if h.task == "clm" and h.random_train_shift:
-            self.ds_train = RandomShiftDataset(self.ds_train)
-        if h.task == "clm" and h.random_valid_shift:
-            self.ds_valid = RandomShiftDataset(self.ds_valid)
-        if h.task == "mlm" and h.static_masking:
-            masker = WordMaskingCollator(self.tokenizer, mask_prob=h.mask_prob)
-            self.ds_train = StaticMaskedDataset(self.ds_train, masker, h.seed)
-            self.ds_valid = StaticMaskedDataset(self.ds_valid, masker, h.seed + 1)
-            if self.ds_test is not None:
-                self.ds_test = StaticMaskedDataset(self.ds_test, masker, h.seed + 2)
+        self.ds_train = self.text_task.wrap("train", self.ds_train, self.tokenizer)
+        self.ds_valid = self.text_task.wrap("valid", self.ds_valid, self.tokenizer)
+        if self.ds_test is not None:
+            self.ds_test = self.text_task.wrap("test", self.ds_test, self.tokenizer)
 
     @property
     def random_shift(self) -> bool:
@@ -405,66 +349,11 @@ class TextDataModule(SplitDataModule):
 
     def collator(self, train: bool = False):
         """The collator of this task (`train`: of training batches, else of validation and test batches)."""
-        h = self.hparams
-        if h.task == "mlm":
-            if h.static_masking:
-                collator = MaskedExamplesCollator(self.tokenizer.pad_token_id, self.tokenizer.padding_side)
-            else:
-                cls = WordMaskingCollator if h.mask_words else TokenMaskingCollator
-                collator = cls(self.tokenizer, mask_prob=h.mask_prob)
-        elif h.task == "clm":
-            if h.random_train_truncation if train else h.random_valid_truncation:
-                collator = RandomTruncateCollator(
-                    self.tokenizer.pad_token_id, self.tokenizer.padding_side, h.random_min_seq_len
-                )
-            else:
-                collator = CausalLanguageModelCollator(self.tokenizer.pad_token_id, self.tokenizer.padding_side)
-        else:
-            collator = ClassificationCollator(self.tokenizer)
-        collator.batch_class = CausalTextBatch if h.task == "clm" else TextBatch
-        return collator
+        return self.text_task.collator(self.tokenizer, train)
 
     def _require_task(self, task: str, name: str) -> None:
         if self.hparams.task != task:
             raise ValueError(f"{name} is defined for task {task!r}, this data module has task={self.hparams.task!r}")
-
-
-class RandomShiftDataset(Dataset):
-    """Training examples of a chunked token stream, each starting at a random offset: example i is a window of the
-    chunk length taken from chunks i and i + 1, so that chunk boundaries differ from epoch to epoch."""
-
-    def __init__(self, dataset: datasets.Dataset):
-        self.dataset = dataset
-
-    def __len__(self) -> int:
-        return max(len(self.dataset) - 1, 1)
-
-    def __getitem__(self, index: int) -> dict:
-        if len(self.dataset) == 1:
-            return self.dataset[0]
-        tokens = self.dataset[index]["input_ids"]
-        following = self.dataset[index + 1]["input_ids"]
-        shift = int(torch.randint(len(tokens), ()))
-        return {"input_ids": (tokens + following)[shift : shift + len(tokens)]}
-
-
-class StaticMaskedDataset(Dataset):
-    """Examples of `dataset` masked by `masker` (a `WordMaskingCollator`) once: the same for each access, drawn from
-    a generator seeded with `seed` and the example's index."""
-
-    def __init__(self, dataset: datasets.Dataset, masker: WordMaskingCollator, seed: int):
-        self.dataset = dataset
-        self.masker = masker
-        self.seed = seed
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, index: int) -> dict:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed((self.seed << 32) + index)
-            batch = self.masker([self.dataset[index]])
-        return {"input_ids": batch["input_ids"][0].tolist(), "labels": batch["labels"][0].tolist()}
 
 
 class TextPreprocessor:
@@ -512,49 +401,3 @@ def _split_alias(name: str) -> str:
 def _check_choice(name: str, value, choices) -> None:
     if value not in choices:
         raise ValueError(f"{name}={value!r} must be one of {list(choices)}")
-
-
-def non_empty(text: Optional[str]) -> bool:
-    """Whether `text` holds anything."""
-    # whitespace-only texts stay: with line-by-line text files they are the blank lines between paragraphs
-    return bool(text)
-
-
-def _tokenize_clf(batch, tokenizer, text_column, add_special_tokens, max_seq_len, label_column):
-    encoding = tokenizer(
-        batch[text_column],
-        add_special_tokens=add_special_tokens,
-        truncation=True,
-        max_length=max_seq_len,
-        return_attention_mask=False,
-        return_token_type_ids=False,
-        verbose=False,
-    )
-    return {"input_ids": encoding["input_ids"], "label": batch[label_column]}
-
-
-def tokenize_and_chunk(batch, tokenizer, text_column, add_special_tokens, block_len, eos_token_id, with_word_ids):
-    """Tokenizes the texts of a `map` batch (with word ids, and EOS tokens if given), concatenates and chunks them."""
-    encoding = tokenizer(
-        batch[text_column],
-        add_special_tokens=add_special_tokens,
-        return_attention_mask=False,
-        return_token_type_ids=False,
-        verbose=False,
-    )
-    columns = {"input_ids": encoding["input_ids"]}
-    if with_word_ids:
-        columns["word_ids"] = word_ids(tokenizer, encoding)
-    if eos_token_id is not None:
-        columns["input_ids"] = [ids + [eos_token_id] for ids in columns["input_ids"]]
-    return chunk(columns, block_len)
-
-
-def chunk(columns: Dict[str, List[List[int]]], block_len: int) -> Dict[str, List[List[int]]]:
-    """Concatenates the sequences of each column and splits them into blocks of `block_len`; the remainder is
-    dropped unless there is no full block."""
-    concatenated = {name: list(chain.from_iterable(sequences)) for name, sequences in columns.items()}
-    total = len(concatenated["input_ids"])
-    if total >= block_len:
-        total = total // block_len * block_len
-    return {name: [seq[i : i + block_len] for i in range(0, total, block_len)] for name, seq in concatenated.items()}

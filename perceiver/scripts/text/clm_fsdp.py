@@ -2,13 +2,19 @@
 `python -m perceiver.scripts.text.clm fit --trainer.strategy=fsdp_perceiver_ar ...` (this module registers that
 strategy: FSDP wrapping each attention layer, with activation checkpointing).
 
-0.11's FSDP-only model options (`--model.optimizer`, `--model.scheduler`, `--model.max_grad_norm`) are the CLI's
-`--optimizer`, `--lr_scheduler` and `--trainer.gradient_clip_val` here.
+0.11's FSDP-only model options are translated, with a DeprecationWarning naming the new spelling:
+`--model.optimizer[.*]` is the CLI's `--optimizer[.*]`, `--model.scheduler[.*]` its `--lr_scheduler[.*]`, and
+`--model.max_grad_norm=N` adds the `ClipGradNorm` callback (`--trainer.callbacks+=...ClipGradNorm`), which clips
+the gradients' norm as 0.11 did, also under FSDP (where Lightning's `--trainer.gradient_clip_val` is refused).
 """
 
+import json
+import sys
 import warnings
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
+import torch
+from lightning.pytorch import Callback
 from lightning.pytorch.strategies import FSDPStrategy, StrategyRegistry
 
 from perceiver.model.core import CrossAttentionLayer, SelfAttentionLayer
@@ -27,6 +33,58 @@ if STRATEGY_NAME not in StrategyRegistry:
     )
 
 
+class ClipGradNorm(Callback):
+    """Clips the gradients' total 2-norm to `max_norm` before each optimizer step (after gradient unscaling). Under
+    FSDP through the sharded root module's `clip_grad_norm_` (the norm over all shards), else over the module's
+    parameters.
+
+    :param max_norm: maximum total norm of the gradients.
+    """
+
+    def __init__(self, max_norm: float):
+        if not max_norm > 0:
+            raise ValueError(f"max_norm={max_norm} must be greater than 0")
+        self.max_norm = max_norm
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        model = trainer.strategy.model
+        if hasattr(model, "clip_grad_norm_"):  # FSDP's root module
+            model.clip_grad_norm_(self.max_norm)
+        else:
+            torch.nn.utils.clip_grad_norm_(pl_module.parameters(), self.max_norm)
+
+
+# 0.11's model options of this script and the CLI's options that replace them
+_RENAMED = {"--model.optimizer": "--optimizer", "--model.scheduler": "--lr_scheduler"}
+_MAX_GRAD_NORM = "--model.max_grad_norm"
+
+
+def translate_args(args: Sequence[str]) -> List[str]:
+    """0.11's command line of this script in this library's spelling (warning for each 0.11 option)."""
+    args, result, i = list(args), [], 0
+    while i < len(args):
+        name, sep, value = args[i].partition("=")
+        old = next((o for o in _RENAMED if name == o or name.startswith(o + ".")), None)
+        if old is None and name != _MAX_GRAD_NORM:
+            result.append(args[i])
+            i += 1
+            continue
+        if not sep and i + 1 < len(args):  # `--name value`
+            value, i = args[i + 1], i + 1
+        if old is not None:
+            new = _RENAMED[old] + name[len(old) :]
+            warnings.warn(f"{name} is deprecated, use {new}", DeprecationWarning, stacklevel=3)
+            result.append(f"{new}={value}")
+        else:
+            # by its import path also where this module runs as __main__
+            path = "perceiver.scripts.text.clm_fsdp.ClipGradNorm"
+            option = "--trainer.callbacks+=" + json.dumps({"class_path": path, "init_args": {"max_norm": float(value)}})
+            warnings.warn(f"{name} is deprecated, use {option}", DeprecationWarning, stacklevel=3)
+            result.append(option)
+        i += 1
+    return result
+
+
 def main(args: Optional[Sequence[str]] = None) -> CausalLanguageModelCLI:
     warnings.warn(
         "perceiver.scripts.text.clm_fsdp is deprecated, use perceiver.scripts.text.clm with "
@@ -34,7 +92,7 @@ def main(args: Optional[Sequence[str]] = None) -> CausalLanguageModelCLI:
         DeprecationWarning,
         stacklevel=2,
     )
-    return clm_main(args)
+    return clm_main(translate_args(sys.argv[1:] if args is None else args))
 
 
 if __name__ == "__main__":

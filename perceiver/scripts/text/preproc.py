@@ -19,6 +19,7 @@ from perceiver.data.text import (
     Enwik8DataModule,
     ImdbDataModule,
     TextFilesDataModule,
+    WikiBookDataModule,
     WikipediaDataModule,
     WikiTextDataModule,
 )
@@ -30,6 +31,7 @@ DATAMODULE_CLASSES = {
     "enwik8": Enwik8DataModule,
     "imdb": ImdbDataModule,
     "textfiles": TextFilesDataModule,
+    "wikibook": WikiBookDataModule,
     "wikipedia": WikipediaDataModule,
     "wikitext": WikiTextDataModule,
 }
@@ -54,7 +56,8 @@ def main(args: Optional[Sequence[str]] = None) -> None:
     kwargs = {k: v for k, v in sub.items() if k not in _IGNORED and k != "__path__"}
     data_module = DATAMODULE_CLASSES[name](**kwargs)
     data_module.prepare_data()
-    print(f"preprocessed {name} into {data_module.preproc_dir}")
+    preproc_dirs = getattr(data_module, "preproc_dirs", [data_module.preproc_dir])
+    print(f"preprocessed {name} into {', '.join(map(str, preproc_dirs))}")
 
 
 if __name__ == "__main__":
