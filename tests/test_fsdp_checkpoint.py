@@ -7,7 +7,6 @@ Lightning refuses FSDP on CPU, so the checkpoint is written here by the same ste
 import functools
 import os
 import pickle
-import socket
 from pathlib import Path
 
 import pytest
@@ -31,7 +30,7 @@ HPARAMS = dict(
 )
 
 
-def write_sharded_checkpoint(rank: int, port: int, path: str) -> None:
+def write_sharded_checkpoint(rank: int, store: str, path: str) -> None:
     import torch.distributed as dist
     from lightning.fabric.strategies.fsdp import _distributed_checkpoint_save
     from lightning.fabric.utilities.load import _METADATA_FILENAME
@@ -43,9 +42,9 @@ def write_sharded_checkpoint(rank: int, port: int, path: str) -> None:
     from perceiver.model.core.loss import token_cross_entropy
     from perceiver.model.core.perceiver_ar import latent_targets
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=2)
+    # a file store: no rank serves it (a TCP store dies with rank 0, aborting a rank still tearing down)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
     try:
         torch.manual_seed(0)
         lit_model = clm.LitCausalLanguageModel(**HPARAMS)
@@ -92,16 +91,17 @@ def write_sharded_checkpoint(rank: int, port: int, path: str) -> None:
         dist.destroy_process_group()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def sharded_checkpoint(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("fsdp") / "last.ckpt"
-    mp.spawn(functools.partial(write_sharded_checkpoint), args=(free_port(), str(path)), nprocs=2)
+    directory = tmp_path_factory.mktemp("fsdp")
+    path = directory / "last.ckpt"
+    try:
+        mp.spawn(functools.partial(write_sharded_checkpoint), args=(str(directory / "store"), str(path)), nprocs=2)
+    except mp.ProcessExitedException as e:
+        # gloo may abort a process while it is torn down ("terminate called without an active exception"), after
+        # every collective is done and the files are written: only that is tolerated
+        if e.signal_name != "SIGABRT" or not (directory / "full.pt").is_file():
+            raise
     return path
 
 
