@@ -25,6 +25,7 @@ from perceiver.data.text import (
     WikipediaDataModule,
     WikiTextDataModule,
 )
+from perceiver.data.text.common import CLMDataset, RandomShiftDataset
 from tests.conftest import pydoc_text
 
 BYTES = PerceiverTokenizer()
@@ -219,7 +220,10 @@ def test_clm_random_shift_and_truncation(tmp_path, text_dir):
         random_train_truncation=True,
         random_min_seq_len=10,
     )
-    chunks = list(dm.ds_train.dataset["input_ids"])
+    # 0.11's layout: the split's dataset wraps the randomly shifted one, which wraps the chunks
+    assert isinstance(dm.ds_train, CLMDataset) and isinstance(dm.ds_train.dataset, RandomShiftDataset)
+    assert not isinstance(dm.ds_valid.dataset, RandomShiftDataset)  # random_valid_shift=False
+    chunks = list(dm.ds_train.dataset.dataset["input_ids"])
     assert len(dm.ds_train) == len(chunks) - 1
     torch.manual_seed(0)
     offsets = []

@@ -5,6 +5,7 @@ import codecs
 import contextlib
 import glob
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -13,7 +14,7 @@ import re
 import shutil
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Union
 
 import datasets
 import lightning.pytorch as pl
@@ -286,6 +287,7 @@ def dataloader(
     num_workers: int = 0,
     pin_memory: bool = True,
     seed: int = 0,
+    passes: Optional[Iterator[int]] = None,
 ) -> DataLoader:
     """A DataLoader with the data modules' conventions: memory pinned only where a GPU can use it, workers kept
     alive between epochs, and reproducible batches that do not depend on when or where they are made:
@@ -295,7 +297,10 @@ def dataloader(
     - the randomness of loading and collating a batch (random shifts, crops, masking) comes from torch's, Python's
       and numpy's generators seeded from (`seed`, epoch, batch number) for that batch only (the global generators
       are restored afterwards), so that batches are the same with any number of workers, with prefetching, and
-      after a resumed run skips the batches it has seen (`loader.sampler.resume`).
+      after a resumed run skips the batches it has seen (`loader.sampler.resume`);
+    - with `passes` (a counter shared by a data module's loaders), a pass over a loader whose epoch was never set
+      (iterated by hand, not by a Lightning trainer) draws that randomness afresh, keyed by the pass's number, as
+      perceiver-io 0.11's loaders did (e.g. new dynamic masks for each pass over the validation data).
     """
     pin_memory = pin_memory and torch.cuda.is_available()
     if isinstance(dataset, IterableDataset) or not hasattr(dataset, "__len__"):
@@ -308,7 +313,7 @@ def dataloader(
             pin_memory=pin_memory,
             persistent_workers=num_workers > 0,
         )
-    sampler = EpochSampler(len(dataset), shuffle=shuffle, seed=seed, batch_size=batch_size)
+    sampler = EpochSampler(len(dataset), shuffle=shuffle, seed=seed, batch_size=batch_size, passes=passes)
     return DataLoader(
         _KeyedDataset(dataset, seed),
         batch_size=batch_size,
@@ -324,32 +329,46 @@ def dataloader(
 
 class EpochSampler(Sampler):
     """Example indices of an epoch: a permutation seeded with (`seed`, epoch) if `shuffle`, else in order. Yields
-    `(epoch, position, index)` keys that `_KeyedDataset` turns into examples."""
+    `(key, position, index)` keys that `_KeyedDataset` turns into examples; `key` seeds the randomness of loading:
+    the epoch, or, while no epoch was set and with `passes` given, the number of this pass (see `dataloader`)."""
 
-    def __init__(self, num_examples: int, shuffle: bool, seed: int = 0, batch_size: int = 1):
+    def __init__(
+        self,
+        num_examples: int,
+        shuffle: bool,
+        seed: int = 0,
+        batch_size: int = 1,
+        passes: Optional[Iterator[int]] = None,
+    ):
         self.num_examples, self.shuffle, self.seed, self.batch_size = num_examples, shuffle, seed, batch_size
-        self.epoch = 0
+        self.passes = passes
+        self._epoch: Optional[int] = None
         self._skip = 0
 
+    @property
+    def epoch(self) -> int:
+        return self._epoch or 0
+
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        self._epoch = epoch
 
     def resume(self, epoch: int, num_batches_done: int) -> None:
         """The next iteration is epoch `epoch` without its first `num_batches_done` batches."""
-        self.epoch, self._skip = epoch, num_batches_done * self.batch_size
+        self._epoch, self._skip = epoch, num_batches_done * self.batch_size
 
     def __len__(self) -> int:
         return self.num_examples
 
     def __iter__(self):
         epoch, skip, self._skip = self.epoch, self._skip, 0
+        key = epoch if self._epoch is not None or self.passes is None else ("pass", next(self.passes))
         if self.shuffle:
             generator = torch.Generator().manual_seed(_mix(self.seed, epoch))
             order = torch.randperm(self.num_examples, generator=generator).tolist()
         else:
             order = list(range(self.num_examples))
         for position in range(skip, self.num_examples):
-            yield epoch, position, order[position]
+            yield key, position, order[position]
 
 
 def _mix(*values: int) -> int:
@@ -480,7 +499,15 @@ class SplitDataModule(pl.LightningDataModule):
             num_workers=h.num_workers,
             pin_memory=h.pin_memory,
             seed=h.seed,
+            passes=self._passes,
         )
+
+    @property
+    def _passes(self) -> Iterator[int]:
+        # numbers the passes over this module's loaders that no trainer keyed with an epoch (see `dataloader`)
+        if "_pass_counter" not in self.__dict__:
+            self._pass_counter = itertools.count(1)
+        return self._pass_counter
 
     def train_dataloader(self) -> DataLoader:
         loader = self._dataloader(self.ds_train, shuffle=True, train=True)

@@ -24,6 +24,7 @@ from perceiver.data.common import (
 from perceiver.data.text.collator import RandomTruncateCollator  # noqa: F401 (0.11's import path)
 from perceiver.data.text.tasks import (  # noqa: F401 (re-exported: their import paths before tasks.py)
     TEXT_TASKS,
+    CLMDataset,
     RandomShiftDataset,
     StaticMaskedDataset,
     TextTask,

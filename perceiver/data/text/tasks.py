@@ -147,7 +147,7 @@ class CausalLanguageModeling(TextTask):
 
     def wrap(self, split: str, dataset: Dataset, tokenizer) -> Dataset:
         shift = {"train": self.h.random_train_shift, "valid": self.h.random_valid_shift}.get(split, False)
-        return RandomShiftDataset(dataset) if shift else dataset
+        return CLMDataset(RandomShiftDataset(dataset) if shift else dataset)
 
     def make_collator(self, tokenizer, train: bool) -> Callable:
         h = self.h
@@ -271,6 +271,26 @@ class RandomShiftDataset(Dataset):
         following = self.dataset[index + 1]["input_ids"]
         shift = int(torch.randint(len(tokens), ()))
         return {"input_ids": (tokens + following)[shift : shift + len(tokens)]}
+
+
+class CLMDataset(Dataset):
+    """The examples of a causal language modeling split, as they are (labels are made by the collator): the outer
+    dataset of the split as perceiver-io 0.11 laid it out, so that `ds_train.dataset` is the chunked (and maybe
+    randomly shifted) data."""
+
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict:
+        return self.dataset[index]
+
+    def __getitems__(self, indices: List[int]) -> list:
+        if hasattr(self.dataset, "__getitems__"):
+            return self.dataset.__getitems__(indices)
+        return [self.dataset[i] for i in indices]
 
 
 class StaticMaskedDataset(Dataset):
