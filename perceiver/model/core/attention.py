@@ -4,12 +4,13 @@ Module structure and names follow perceiver-io 0.11, so that its saved state dic
 `[attention (in a Residual unless disabled), Residual(MLP)]`, an MLP is `[LayerNorm, Linear, GELU, Linear]`.
 """
 
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from perceiver._compat import positional_0_11
 from perceiver.model.core.position import RotaryPositionEmbedding
 from perceiver.model.core.utils import check_divisible, maybe_checkpoint
 
@@ -315,20 +316,90 @@ class MultiHeadAttention(nn.Module):
         return mask, False
 
 
+# perceiver-io 0.11's positional parameter order of `CrossAttention` and `SelfAttention` (`num_heads` first)
+_ATTENTION_ARGS_0_11 = (
+    "num_qk_channels",
+    "num_v_channels",
+    "max_heads_parallel",
+    "causal_attention",
+    "dropout",
+    "qkv_bias",
+    "out_bias",
+)
+_CROSS_ATTENTION_0_11 = ("num_heads", "num_q_input_channels", "num_kv_input_channels", *_ATTENTION_ARGS_0_11)
+_SELF_ATTENTION_0_11 = ("num_heads", "num_channels", *_ATTENTION_ARGS_0_11)
+_ATTENTION_DEFAULTS = dict(
+    num_heads=None,
+    num_qk_channels=None,
+    num_v_channels=None,
+    max_heads_parallel=None,
+    causal_attention=False,
+    dropout=0.0,
+    qkv_bias=True,
+    out_bias=True,
+)
+
+
+def _attention_kwargs(
+    name: str, names_0_11: Tuple[str, ...], args: tuple, args_0_11: tuple, attention_kwargs: Dict[str, Any]
+) -> Dict[str, Any]:
+    """The keyword arguments of a `CrossAttention`/`SelfAttention` call: `args` are its leading positional
+    arguments. More positional arguments (`args_0_11`) mean perceiver-io 0.11's order, `num_heads` first."""
+    if not args_0_11:
+        if attention_kwargs["num_heads"] is None:
+            raise TypeError(f"{name}() missing required keyword argument 'num_heads'")
+        return {**dict(zip(names_0_11[1:], args)), **attention_kwargs}
+    # keyword arguments given along with 0.11's positional ones (those left at their default cannot be told apart)
+    given = {k: v for k, v in attention_kwargs.items() if v != _ATTENTION_DEFAULTS[k]}
+    keywords = ", ".join(f"{n}=..." for n in names_0_11[: len(args) + len(args_0_11)])
+    bound = positional_0_11(name, names_0_11, (*args, *args_0_11), given, f"{name}({keywords})")
+    return {**attention_kwargs, **bound}
+
+
 class CrossAttention(nn.Module):
     """Pre-layer-norm cross-attention of queries `x_q` to keys/values `x_kv`.
 
     With `x_kv_prefix` instead of `x_kv`, keys/values are the prefix followed by the (normalized) queries themselves
-    (Perceiver AR).
+    (Perceiver AR). Attention arguments as in `MultiHeadAttention` (keyword-only). perceiver-io 0.11's positional
+    order, `CrossAttention(num_heads, num_q_input_channels, num_kv_input_channels, ...)`, still works (with a
+    DeprecationWarning) when it passes at least these three positionally.
     """
 
-    def __init__(self, num_q_input_channels: int, num_kv_input_channels: int, **attention_kwargs):
+    def __init__(
+        self,
+        num_q_input_channels: int,
+        num_kv_input_channels: int,
+        *args_0_11: Any,
+        num_heads: Optional[int] = None,
+        num_qk_channels: Optional[int] = None,
+        num_v_channels: Optional[int] = None,
+        num_output_channels: Optional[int] = None,
+        max_heads_parallel: Optional[int] = None,
+        causal_attention: bool = False,
+        dropout: float = 0.0,
+        qkv_bias: bool = True,
+        out_bias: bool = True,
+    ):
         super().__init__()
-        self.q_norm = nn.LayerNorm(num_q_input_channels)
-        self.kv_norm = nn.LayerNorm(num_kv_input_channels)
-        self.attention = MultiHeadAttention(
-            num_q_input_channels=num_q_input_channels, num_kv_input_channels=num_kv_input_channels, **attention_kwargs
+        kwargs = _attention_kwargs(
+            "CrossAttention",
+            _CROSS_ATTENTION_0_11,
+            (num_q_input_channels, num_kv_input_channels),
+            args_0_11,
+            dict(
+                num_heads=num_heads,
+                num_qk_channels=num_qk_channels,
+                num_v_channels=num_v_channels,
+                max_heads_parallel=max_heads_parallel,
+                causal_attention=causal_attention,
+                dropout=dropout,
+                qkv_bias=qkv_bias,
+                out_bias=out_bias,
+            ),
         )
+        self.q_norm = nn.LayerNorm(kwargs["num_q_input_channels"])
+        self.kv_norm = nn.LayerNorm(kwargs["num_kv_input_channels"])
+        self.attention = MultiHeadAttention(num_output_channels=num_output_channels, **kwargs)
 
     def forward(
         self,
@@ -349,13 +420,44 @@ class CrossAttention(nn.Module):
 
 
 class SelfAttention(nn.Module):
-    """Pre-layer-norm self-attention."""
+    """Pre-layer-norm self-attention. Attention arguments as in `MultiHeadAttention` (keyword-only).
+    perceiver-io 0.11's positional order, `SelfAttention(num_heads, num_channels, ...)`, still works (with a
+    DeprecationWarning)."""
 
-    def __init__(self, num_channels: int, **attention_kwargs):
+    def __init__(
+        self,
+        num_channels: int,
+        *args_0_11: Any,
+        num_heads: Optional[int] = None,
+        num_qk_channels: Optional[int] = None,
+        num_v_channels: Optional[int] = None,
+        max_heads_parallel: Optional[int] = None,
+        causal_attention: bool = False,
+        dropout: float = 0.0,
+        qkv_bias: bool = True,
+        out_bias: bool = True,
+    ):
         super().__init__()
+        kwargs = _attention_kwargs(
+            "SelfAttention",
+            _SELF_ATTENTION_0_11,
+            (num_channels,),
+            args_0_11,
+            dict(
+                num_heads=num_heads,
+                num_qk_channels=num_qk_channels,
+                num_v_channels=num_v_channels,
+                max_heads_parallel=max_heads_parallel,
+                causal_attention=causal_attention,
+                dropout=dropout,
+                qkv_bias=qkv_bias,
+                out_bias=out_bias,
+            ),
+        )
+        num_channels = kwargs.pop("num_channels")
         self.norm = nn.LayerNorm(num_channels)
         self.attention = MultiHeadAttention(
-            num_q_input_channels=num_channels, num_kv_input_channels=num_channels, **attention_kwargs
+            num_q_input_channels=num_channels, num_kv_input_channels=num_channels, **kwargs
         )
 
     def forward(
@@ -492,17 +594,36 @@ class SelfAttentionBlock(nn.Sequential):
         num_layers: int,
         num_heads: int,
         num_channels: int,
+        num_qk_channels: Optional[int] = None,
+        num_v_channels: Optional[int] = None,
         num_rotary_layers: int = 1,
+        max_heads_parallel: Optional[int] = None,
+        causal_attention: bool = False,
+        widening_factor: int = 1,
+        dropout: float = 0.0,
+        residual_dropout: float = 0.0,
         activation_checkpointing: bool = False,
         activation_offloading: bool = False,
-        **layer_kwargs,
+        qkv_bias: bool = True,
+        out_bias: bool = True,
+        mlp_bias: bool = True,
     ):
-        super().__init__(
-            *[
-                SelfAttentionLayer(num_heads=num_heads, num_channels=num_channels, **layer_kwargs)
-                for _ in range(num_layers)
-            ]
+        # parameter order as in perceiver-io 0.11
+        layer_kwargs = dict(
+            num_heads=num_heads,
+            num_channels=num_channels,
+            num_qk_channels=num_qk_channels,
+            num_v_channels=num_v_channels,
+            max_heads_parallel=max_heads_parallel,
+            causal_attention=causal_attention,
+            widening_factor=widening_factor,
+            dropout=dropout,
+            residual_dropout=residual_dropout,
+            qkv_bias=qkv_bias,
+            out_bias=out_bias,
+            mlp_bias=mlp_bias,
         )
+        super().__init__(*[SelfAttentionLayer(**layer_kwargs) for _ in range(num_layers)])
         self.num_rotary_layers = num_rotary_layers
         self.activation_checkpointing = activation_checkpointing
         self.activation_offloading = activation_offloading

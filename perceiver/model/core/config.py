@@ -5,6 +5,8 @@ import typing
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, Optional, Tuple, Type, TypeVar
 
+from perceiver._compat import deprecated_aliases
+
 C = TypeVar("C")
 
 
@@ -287,3 +289,15 @@ def _type_matches(value: Any, tp: Any) -> bool:
 
 def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+# perceiver-io 0.11 defined the Perceiver AR config here
+__getattr__ = deprecated_aliases(
+    __name__,
+    {
+        "CausalSequenceModelConfig": (
+            "perceiver.model.core.CausalSequenceModelConfig",
+            "perceiver.model.core.perceiver_ar:CausalSequenceModelConfig",
+        )
+    },
+)

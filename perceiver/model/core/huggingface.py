@@ -14,6 +14,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from perceiver._compat import deprecated_aliases
 from perceiver.model.core.config import config_from_dict, config_to_dict
 from perceiver.model.core.position import check_computed_buffers
 from perceiver.model.core.saving import GENERATED_CARD_MARK, AtomicSave
@@ -325,3 +326,31 @@ def atomic_directory(
         save.discard()
     if save.hub is not None:
         _push(save, save.model, save.hub, uploaded + ["README.md"])
+
+
+# perceiver-io 0.11 names of this module (resolved lazily: some live in modules that import this one)
+_COPY_0_11 = {
+    "copy_param": "perceiver.model.core.convert",
+    "copy_params": "perceiver.model.core.convert",
+    "copy_attention_params": "perceiver.model.core.convert",
+    "copy_mlp_params": "perceiver.model.core.convert",
+    "copy_cross_attention_layer_params": "perceiver.model.core.convert.copy_cross_attention_layer",
+    "copy_self_attention_layer_params": "perceiver.model.core.convert.copy_self_attention_layer",
+    "copy_self_attention_block_params": "perceiver.model.core.convert.copy_self_attention_layer",
+    "copy_latent_provider_params": "perceiver.model.core.convert",
+    "copy_classification_decoder_params": "perceiver.model.core.convert",
+}
+__getattr__ = deprecated_aliases(
+    __name__,
+    {
+        **{name: (new, f"perceiver.model.core.compat:{name}") for name, new in _COPY_0_11.items()},
+        "PerceiverCausalSequenceModel": (
+            "perceiver.model.text.clm.huggingface.PerceiverCausalSequenceModel",
+            "perceiver.model.text.clm.huggingface:PerceiverCausalSequenceModel",
+        ),
+        "PerceiverCausalSequenceModelOutput": (
+            "transformers.modeling_outputs.CausalLMOutputWithPast",
+            "transformers.modeling_outputs:CausalLMOutputWithPast",
+        ),
+    },
+)

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from torchmetrics.classification import MulticlassAccuracy
 
+from perceiver._compat import deprecated_aliases
 from perceiver.model.core import checkpoint as ckpt
 from perceiver.model.core.config import config_from_dict, config_to_dict
 from perceiver.model.core.position import check_computed_buffers
@@ -269,3 +270,20 @@ def load_sharded_checkpoint(lit_model_class: Type[LitModel], path: Any) -> LitMo
     dcp.load({"model": state_dict}, storage_reader=reader, **no_dist)
     lit_model.load_state_dict(state_dict)
     return lit_model
+
+
+# perceiver-io 0.11 names of this module (resolved lazily: the causal sequence model's module imports this one)
+__getattr__ = deprecated_aliases(
+    __name__,
+    {
+        "LitPerceiverIO": ("perceiver.model.core.lightning.LitModel", "perceiver.model.core.lightning:LitModel"),
+        "LitCausalSequenceModel": (
+            "perceiver.model.text.clm.lightning.LitCausalSequenceModel",
+            "perceiver.model.text.clm.lightning:LitCausalSequenceModel",
+        ),
+        "is_checkpoint": (
+            "perceiver.model.core.checkpoint.is_checkpoint_path",
+            "perceiver.model.core.checkpoint:is_checkpoint_path",
+        ),
+    },
+)

@@ -6,12 +6,12 @@ still importable from this module (with a DeprecationWarning naming `perceiver.m
 
 import dataclasses
 import warnings
-from typing import Any, Dict, Optional, Type, TypeVar
+from typing import Any, Dict, Optional, Tuple, Type, TypeVar
 
 import torch
 import torch.nn as nn
 
-from perceiver._compat import deprecated_aliases
+from perceiver._compat import deprecated_aliases, positional_0_11
 from perceiver.model.core.adapter import (
     ClassificationOutputAdapter,
     InputAdapter,
@@ -29,6 +29,51 @@ _ENCODER_0_11_DEFAULTS = dict(
     num_cross_attention_heads=4, num_self_attention_heads=4, num_self_attention_layers_per_block=6
 )
 _DECODER_0_11_DEFAULTS = dict(num_cross_attention_heads=4)
+
+# perceiver-io 0.11's positional order of the constructor arguments after `num_latent_channels`
+_ENCODER_0_11_ORDER = (
+    "num_cross_attention_heads",
+    "num_cross_attention_qk_channels",
+    "num_cross_attention_v_channels",
+    "num_cross_attention_layers",
+    "first_cross_attention_layer_shared",
+    "cross_attention_widening_factor",
+    "num_self_attention_heads",
+    "num_self_attention_qk_channels",
+    "num_self_attention_v_channels",
+    "num_self_attention_layers_per_block",
+    "num_self_attention_blocks",
+    "first_self_attention_block_shared",
+    "self_attention_widening_factor",
+    "dropout",
+    "residual_dropout",
+    "init_scale",
+    "activation_checkpointing",
+    "activation_offloading",
+)
+_DECODER_0_11_ORDER = (
+    "num_cross_attention_heads",
+    "num_cross_attention_qk_channels",
+    "num_cross_attention_v_channels",
+    "cross_attention_widening_factor",
+    "cross_attention_residual",
+    "dropout",
+    "init_scale",
+    "activation_checkpointing",
+    "activation_offloading",
+)
+
+
+def _positional_flags(
+    module_name: str, args: tuple, kwargs: Dict[str, Any], checkpointing: bool, offloading: bool
+) -> Tuple[bool, bool]:
+    """`activation_checkpointing` and `activation_offloading`, given positionally after `config`, as keywords, or
+    (0.11) among the config keyword arguments `kwargs` (removed from them)."""
+    if len(args) > 2:
+        raise TypeError(f"{module_name}() takes at most 2 positional arguments after config ({len(args)} given)")
+    checkpointing = args[0] if len(args) > 0 else kwargs.pop("activation_checkpointing", checkpointing)
+    offloading = args[1] if len(args) > 1 else kwargs.pop("activation_offloading", offloading)
+    return checkpointing, offloading
 
 
 def _config_from_0_11_kwargs(
@@ -56,8 +101,10 @@ class PerceiverEncoder(nn.Module):
     `i < num_cross_attention_layers`. Block 1 and cross-attention layer 1 have their own weights; all later ones
     share the weights of `self_attn_n` / `cross_attn_n` (or of the first ones when `first_*_shared`).
 
-    perceiver-io 0.11 took the `EncoderConfig` fields as keyword arguments instead of `config` (with 4 heads and 6
-    layers per block by default); that still works, with a DeprecationWarning.
+    perceiver-io 0.11 took the `EncoderConfig` fields as arguments instead of `config` (with 4 heads and 6 layers
+    per block by default), as keywords or positionally in its order; both still work, with a DeprecationWarning.
+
+    :param residual_dropout: dropout of the residual branches of all layers (as in 0.11, not a config field).
     """
 
     def __init__(
@@ -66,11 +113,23 @@ class PerceiverEncoder(nn.Module):
         num_latents: int,
         num_latent_channels: int,
         config: Optional[EncoderConfig] = None,
+        *args: Any,
         activation_checkpointing: bool = False,
         activation_offloading: bool = False,
+        residual_dropout: float = 0.0,
         **config_0_11: Any,
     ):
         super().__init__()
+        if config is not None and not isinstance(config, EncoderConfig):
+            # perceiver-io 0.11's positional order: the config fields follow `num_latent_channels`
+            config_0_11 = positional_0_11(
+                "PerceiverEncoder", _ENCODER_0_11_ORDER, (config, *args), config_0_11, "PerceiverEncoder(config=...)"
+            )
+            config, args = None, ()
+        activation_checkpointing, activation_offloading = _positional_flags(
+            "PerceiverEncoder", args, config_0_11, activation_checkpointing, activation_offloading
+        )
+        residual_dropout = config_0_11.pop("residual_dropout", residual_dropout)
         if config is None:
             config = _config_from_0_11_kwargs(EncoderConfig, _ENCODER_0_11_DEFAULTS, config_0_11, "PerceiverEncoder")
         elif config_0_11:
@@ -101,6 +160,7 @@ class PerceiverEncoder(nn.Module):
                 num_v_channels=config.num_cross_attention_v_channels,
                 widening_factor=config.cross_attention_widening_factor,
                 dropout=config.dropout,
+                residual_dropout=residual_dropout,
             )
 
         def self_attn():
@@ -112,6 +172,7 @@ class PerceiverEncoder(nn.Module):
                 num_v_channels=config.num_self_attention_v_channels,
                 widening_factor=config.self_attention_widening_factor,
                 dropout=config.dropout,
+                residual_dropout=residual_dropout,
                 activation_checkpointing=activation_checkpointing,
                 activation_offloading=activation_offloading,
             )
@@ -159,8 +220,8 @@ class PerceiverEncoder(nn.Module):
 class PerceiverDecoder(nn.Module):
     """Perceiver IO decoder: cross-attention from output queries to the latents, then the output adapter.
 
-    perceiver-io 0.11 took the `DecoderConfig` fields as keyword arguments instead of `config` (with 4 heads by
-    default); that still works, with a DeprecationWarning.
+    perceiver-io 0.11 took the `DecoderConfig` fields as arguments instead of `config` (with 4 heads by default), as
+    keywords or positionally in its order; both still work, with a DeprecationWarning.
     """
 
     def __init__(
@@ -169,11 +230,21 @@ class PerceiverDecoder(nn.Module):
         output_query_provider: QueryProvider,
         num_latent_channels: int,
         config: Optional[DecoderConfig] = None,
+        *args: Any,
         activation_checkpointing: bool = False,
         activation_offloading: bool = False,
         **config_0_11: Any,
     ):
         super().__init__()
+        if config is not None and not isinstance(config, DecoderConfig):
+            # perceiver-io 0.11's positional order: the config fields follow `num_latent_channels`
+            config_0_11 = positional_0_11(
+                "PerceiverDecoder", _DECODER_0_11_ORDER, (config, *args), config_0_11, "PerceiverDecoder(config=...)"
+            )
+            config, args = None, ()
+        activation_checkpointing, activation_offloading = _positional_flags(
+            "PerceiverDecoder", args, config_0_11, activation_checkpointing, activation_offloading
+        )
         if config is None:
             config = _config_from_0_11_kwargs(DecoderConfig, _DECODER_0_11_DEFAULTS, config_0_11, "PerceiverDecoder")
         elif config_0_11:
@@ -282,9 +353,15 @@ _MOVED_0_11 = {
 __getattr__ = deprecated_aliases(
     __name__,
     {
-        name: (f"perceiver.model.core.{name}", f"perceiver.model.core.{module}:{name}")
-        for module, names in _MOVED_0_11.items()
-        for name in names
+        **{
+            name: (f"perceiver.model.core.{name}", f"perceiver.model.core.{module}:{name}")
+            for module, names in _MOVED_0_11.items()
+            for name in names
+        },
+        "AbstractAttentionLayer": (
+            "perceiver.model.core.attention.AttentionLayer",
+            "perceiver.model.core.attention:AttentionLayer",
+        ),
     },
 )
 

@@ -10,6 +10,7 @@ from transformers import AutoModelForMaskedLM, AutoTokenizer, FillMaskPipeline, 
 from transformers.modeling_outputs import MaskedLMOutput
 from transformers.pipelines import PIPELINE_REGISTRY
 
+from perceiver._compat import deprecated_aliases, renamed_keywords
 from perceiver.model.core.convert import (
     attention_shape,
     copy_cross_attention_layer,
@@ -26,9 +27,10 @@ from perceiver.model.core.huggingface import (
     source_details,
 )
 from perceiver.model.core.loss import token_cross_entropy
+from perceiver.model.core.modules import PerceiverDecoder
 from perceiver.model.core.utils import pad_mask_from
 from perceiver.model.core.validation import check_input_ids, check_labels
-from perceiver.model.text.common import TextEncoderConfig
+from perceiver.model.text.common import TextEncoder, TextEncoderConfig
 from perceiver.model.text.mlm.backend import MaskedLanguageModel, MaskedLanguageModelConfig, TextDecoderConfig
 
 logger = logging.getLogger(__name__)
@@ -150,18 +152,28 @@ def convert_config(source) -> MaskedLanguageModelConfig:
 
 def copy_weights(source, target: MaskedLanguageModel) -> None:
     """Copies the weights of a `transformers.PerceiverForMaskedLM` into a backend `MaskedLanguageModel`."""
-    encoder, decoder = target.encoder, target.decoder
-    src = source.perceiver
+    copy_text_encoder(source.perceiver, target.encoder)
+    copy_text_decoder(source, target.decoder)
+
+
+def copy_text_encoder(source, target: TextEncoder) -> None:
+    """Copies the encoder weights of a `transformers.PerceiverModel` (text input) into a `TextEncoder`."""
     with torch.no_grad():
-        encoder.input_adapter.txt_embedding.weight.copy_(src.input_preprocessor.embeddings.weight)
-        encoder.input_adapter.pos_embedding.weight.copy_(src.input_preprocessor.position_embeddings.weight)
-        encoder.latent_provider._query.copy_(src.embeddings.latents)
-        copy_cross_attention_layer(src.encoder.cross_attention, encoder.cross_attn_1)
-        for src_layer, dst_layer in zip(src.encoder.self_attends, encoder.self_attn_1):
+        target.input_adapter.txt_embedding.weight.copy_(source.input_preprocessor.embeddings.weight)
+        target.input_adapter.pos_embedding.weight.copy_(source.input_preprocessor.position_embeddings.weight)
+        target.latent_provider._query.copy_(source.embeddings.latents)
+        copy_cross_attention_layer(source.encoder.cross_attention, target.cross_attn_1)
+        for src_layer, dst_layer in zip(source.encoder.self_attends, target.self_attn_1):
             copy_self_attention_layer(src_layer, dst_layer)
-        decoder.output_query_provider._query.copy_(src.decoder.output_position_encodings.position_embeddings)
-        copy_cross_attention_layer(src.decoder.decoding_cross_attention, decoder.cross_attn)
-        decoder.output_adapter.bias.copy_(source.embedding_decoder.bias)
+
+
+def copy_text_decoder(source, target: PerceiverDecoder) -> None:
+    """Copies the decoder weights of a `transformers.PerceiverForMaskedLM` into a masked LM's decoder."""
+    src = source.perceiver.decoder
+    with torch.no_grad():
+        target.output_query_provider._query.copy_(src.output_position_encodings.position_embeddings)
+        copy_cross_attention_layer(src.decoding_cross_attention, target.cross_attn)
+        target.output_adapter.bias.copy_(source.embedding_decoder.bias)
 
 
 def convert_model(save_dir: Union[str, os.PathLike], source_repo_id: str = "deepmind/language-perceiver", **kwargs):
@@ -209,3 +221,16 @@ def _load_tokenizer(source_repo_id: str):
         # official Perceiver language models all use the UTF-8 bytes tokenizer, which needs no files
         logger.info("no tokenizer found at %s, using PerceiverTokenizer", source_repo_id)
         return PerceiverTokenizer()
+
+
+# perceiver-io 0.11 spellings
+convert_config = renamed_keywords(convert_config, config="source")
+__getattr__ = deprecated_aliases(
+    __name__,
+    {
+        "copy_text_decoder_params": (
+            "perceiver.model.text.mlm.huggingface.copy_text_decoder",
+            "perceiver.model.text.mlm.huggingface:copy_text_decoder",
+        )
+    },
+)

@@ -10,6 +10,7 @@ import torch
 from transformers import AutoImageProcessor, AutoModelForImageClassification
 from transformers.modeling_outputs import ImageClassifierOutput
 
+from perceiver._compat import deprecated_aliases, renamed_keywords
 from perceiver.model.core.convert import copy_cross_attention_layer, copy_self_attention_layer, load_source_model
 from perceiver.model.core.huggingface import (
     PerceiverBackendConfig,
@@ -291,3 +292,16 @@ def _load_image_processor(source_repo_id: str) -> Optional[PerceiverImageClassif
     except OSError:
         logger.info("no image processor found at %s", source_repo_id)
         return None
+
+
+# perceiver-io 0.11 spellings
+convert_config = renamed_keywords(convert_config, config="source_config")
+__getattr__ = deprecated_aliases(
+    __name__,
+    {
+        "copy_image_encoder_params": (
+            "perceiver.model.vision.image_classifier.convert_model",
+            "perceiver.model.vision.compat:copy_image_encoder_params",
+        )
+    },
+)

@@ -10,6 +10,7 @@ import torch
 from transformers.modeling_outputs import ModelOutput
 from transformers.pipelines import PIPELINE_REGISTRY
 
+from perceiver._compat import deprecated_aliases, renamed_keywords
 from perceiver.model.core.convert import copy_cross_attention_layer, copy_self_attention_layer, load_source_model
 from perceiver.model.core.huggingface import (
     PerceiverBackendConfig,
@@ -139,3 +140,14 @@ def convert_model(
         model.save_pretrained(tmp_dir, **kwargs)
     logger.info("converted %s into %s", source_repo_id, save_dir)
     return model
+
+
+# perceiver-io 0.11 spellings
+convert_config = renamed_keywords(convert_config, config="source_config")
+__getattr__ = deprecated_aliases(
+    __name__,
+    {
+        name: ("perceiver.model.vision.optical_flow.convert_model", f"perceiver.model.vision.compat:{name}")
+        for name in ("copy_flow_encoder_params", "copy_flow_decoder_params")
+    },
+)

@@ -1,0 +1,386 @@
+"""perceiver-io 0.11's public API beyond its package names: names at its module paths (core, conversion helpers,
+scripts, data), its positional parameter orders and parameter names. Each shim delegates to the one implementation
+and warns with the new spelling; where a shim computes, it is compared numerically with the new spelling or with
+transformers' official classes."""
+
+import importlib
+import inspect
+
+import pytest
+import torch
+import transformers
+from transformers.models.perceiver.modeling_perceiver import PerceiverLayer
+
+from perceiver.model.core import (
+    ClassificationOutputAdapter,
+    CrossAttention,
+    CrossAttentionLayer,
+    DecoderConfig,
+    EncoderConfig,
+    PerceiverDecoder,
+    PerceiverEncoder,
+    SelfAttention,
+    SelfAttentionBlock,
+    SelfAttentionLayer,
+    TokenInputAdapter,
+    TrainableQueryProvider,
+)
+from perceiver.model.text import mlm
+from perceiver.model.vision import image_classifier as ic
+from perceiver.model.vision import optical_flow as of
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def old_name(module: str, name: str, new: str):
+    """Resolves 0.11's `module.name`, checking that it warns with the new spelling `new`."""
+    with pytest.warns(DeprecationWarning, match=f"{module}.{name} is deprecated, use {new}"):
+        return getattr(importlib.import_module(module), name)
+
+
+# ---- names at 0.11's module paths ----
+
+
+@pytest.mark.parametrize(
+    "module,name,new,target",
+    [
+        ("perceiver.model.core.config", "CausalSequenceModelConfig", "perceiver.model.core.CausalSequenceModelConfig",
+         "perceiver.model.core:CausalSequenceModelConfig"),
+        ("perceiver.model.core.modules", "AbstractAttentionLayer", "perceiver.model.core.attention.AttentionLayer",
+         "perceiver.model.core.attention:AttentionLayer"),
+        ("perceiver.model.core.utils", "Residual", "perceiver.model.core.Residual", "perceiver.model.core:Residual"),
+        ("perceiver.model.core.lightning", "LitPerceiverIO", "perceiver.model.core.lightning.LitModel",
+         "perceiver.model.core.lightning:LitModel"),
+        ("perceiver.model.core.lightning", "LitCausalSequenceModel",
+         "perceiver.model.text.clm.lightning.LitCausalSequenceModel",
+         "perceiver.model.text.clm.lightning:LitCausalSequenceModel"),
+        ("perceiver.model.core.lightning", "is_checkpoint", "perceiver.model.core.checkpoint.is_checkpoint_path",
+         "perceiver.model.core.checkpoint:is_checkpoint_path"),
+        ("perceiver.model.core.huggingface", "PerceiverCausalSequenceModel",
+         "perceiver.model.text.clm.huggingface.PerceiverCausalSequenceModel",
+         "perceiver.model.text.clm.huggingface:PerceiverCausalSequenceModel"),
+        ("perceiver.model.core.huggingface", "PerceiverCausalSequenceModelOutput",
+         "transformers.modeling_outputs.CausalLMOutputWithPast",
+         "transformers.modeling_outputs:CausalLMOutputWithPast"),
+        ("perceiver.model.core.classifier", "ClassificationDecoder", "perceiver.model.core.PerceiverDecoder",
+         "perceiver.model.core:PerceiverDecoder"),
+        ("perceiver.model.core.classifier", "ClassificationOutputAdapter",
+         "perceiver.model.core.ClassificationOutputAdapter", "perceiver.model.core:ClassificationOutputAdapter"),
+        ("perceiver.model.core.classifier", "ClassificationDecoderConfig",
+         "perceiver.model.core.ClassificationDecoderConfig", "perceiver.model.core:ClassificationDecoderConfig"),
+    ],
+)  # fmt: skip
+def test_moved_names_resolve_to_the_one_implementation(module, name, new, target):
+    target_module, attribute = target.split(":")
+    assert old_name(module, name, new) is getattr(importlib.import_module(target_module), attribute)
+    with pytest.raises(AttributeError):
+        _ = importlib.import_module(module).NoSuchName
+
+
+def test_is_checkpoint(tmp_path):
+    is_checkpoint = old_name(
+        "perceiver.model.core.lightning", "is_checkpoint", "perceiver.model.core.checkpoint.is_checkpoint_path"
+    )
+    ckpt = tmp_path / "last.ckpt"
+    ckpt.write_bytes(b"")
+    assert is_checkpoint(str(ckpt))
+    assert not is_checkpoint(str(tmp_path))  # a saved 🤗 model directory
+
+
+def test_module_output_is_an_attribute_dict():
+    from perceiver.model.core.utils import ModuleOutput
+
+    output = ModuleOutput(last_hidden_state=torch.ones(1), kv_cache=None)
+    assert output.last_hidden_state is output["last_hidden_state"]
+    output.logits = torch.zeros(2)
+    assert list(output) == ["last_hidden_state", "kv_cache", "logits"]
+    del output.kv_cache
+    with pytest.raises(AttributeError, match="kv_cache"):
+        _ = output.kv_cache
+    with pytest.raises(AttributeError):
+        del output.kv_cache
+
+
+# ---- positional orders of the core modules ----
+
+
+def same_init(make_a, make_b):
+    torch.manual_seed(0)
+    a = make_a()
+    torch.manual_seed(0)
+    b = make_b()
+    assert a.state_dict().keys() == b.state_dict().keys()
+    for key, value in a.state_dict().items():
+        assert torch.equal(value, b.state_dict()[key]), key
+    return a.eval(), b.eval()
+
+
+def test_cross_attention_0_11_positional_order():
+    x_q, x_kv = torch.randn(2, 3, 16), torch.randn(2, 5, 8)
+    torch.manual_seed(0)
+    new = CrossAttention(16, 8, num_heads=2, num_qk_channels=8, num_v_channels=4, causal_attention=True).eval()
+    torch.manual_seed(0)
+    with pytest.warns(DeprecationWarning, match=r"CrossAttention\(\) with perceiver-io 0.11's positional order"):
+        old = CrossAttention(2, 16, 8, 8, 4, None, True).eval()  # (num_heads, q, kv, qk, v, max_heads_parallel, causal)
+    assert old.attention.causal_attention and old.attention.num_v_channels == 4
+    assert torch.equal(new(x_q, x_kv), old(x_q, x_kv))
+    # 0.11's order with keywords for the rest; repeated arguments are refused as Python would
+    with pytest.warns(DeprecationWarning):
+        assert CrossAttention(2, 16, 8, dropout=0.1).attention.dropout == 0.1
+    with pytest.raises(TypeError, match="multiple values.*num_qk_channels"):
+        CrossAttention(2, 16, 8, 8, num_qk_channels=4)
+    with pytest.raises(TypeError, match="num_heads"):
+        CrossAttention(16, 8)
+    with pytest.raises(TypeError, match="at most 10 positional"):
+        CrossAttention(2, 16, 8, 8, 8, None, False, 0.0, True, True, 1)
+
+
+def test_self_attention_0_11_positional_order():
+    x = torch.randn(2, 5, 16)
+    torch.manual_seed(0)
+    new = SelfAttention(16, num_heads=4, num_qk_channels=8, max_heads_parallel=2, qkv_bias=False).eval()
+    torch.manual_seed(0)
+    with pytest.warns(DeprecationWarning, match=r"use SelfAttention\(num_heads=\.\.\., num_channels=\.\.\."):
+        old = SelfAttention(4, 16, 8, None, 2, False, 0.0, False).eval()
+    assert old.attention.q_proj.bias is None and old.attention.max_heads_parallel == 2
+    assert torch.equal(new(x), old(x))
+
+
+def test_self_attention_block_has_0_11_parameter_order():
+    # 0.11: (num_layers, num_heads, num_channels, num_qk_channels, num_v_channels, num_rotary_layers,
+    #        max_heads_parallel, causal_attention, widening_factor, dropout, residual_dropout, ...)
+    block = SelfAttentionBlock(2, 2, 16, 8, 4, 1, None, True, 3, 0.0, 0.2)
+    layer = block[0]
+    attention = layer.attention
+    assert (attention.num_qk_channels, attention.num_v_channels, attention.causal_attention) == (8, 4, True)
+    assert block.num_rotary_layers == 1 and layer[1].module[1].out_features == 48 and layer[0].dropout.p == 0.2
+    params = list(inspect.signature(SelfAttentionBlock).parameters)
+    assert params[:6] == [
+        "num_layers", "num_heads", "num_channels", "num_qk_channels", "num_v_channels", "num_rotary_layers"
+    ]  # fmt: skip
+
+
+def tiny_adapter():
+    return TokenInputAdapter(vocab_size=10, max_seq_len=5, num_input_channels=8)
+
+
+def test_perceiver_encoder_0_11_positional_order():
+    adapter, x = tiny_adapter(), torch.randint(0, 10, (2, 5))
+    config = EncoderConfig(
+        num_cross_attention_heads=2,
+        num_cross_attention_layers=2,
+        num_self_attention_heads=2,
+        num_self_attention_layers_per_block=1,
+        num_self_attention_blocks=2,
+        first_self_attention_block_shared=False,
+        init_scale=0.05,
+    )
+    # 0.11's order after num_latent_channels: the EncoderConfig fields, residual_dropout before init_scale, then the
+    # activation flags
+    old_args = (2, None, None, 2, False, 1, 2, None, None, 1, 2, False, 1, 0.0, 0.0, 0.05, True, False)
+    with pytest.warns(DeprecationWarning, match="PerceiverEncoder"):
+        new, old = same_init(
+            lambda: PerceiverEncoder(adapter, 4, 16, config, activation_checkpointing=True),
+            lambda: PerceiverEncoder(adapter, 4, 16, *old_args),
+        )
+    assert old.activation_checkpointing and hasattr(old, "self_attn_n") and hasattr(old, "cross_attn_n")
+    assert torch.equal(new(x), old(x))
+    # our own positional call (config, activation_checkpointing) still works, without a warning
+    assert PerceiverEncoder(adapter, 4, 16, config, True).activation_checkpointing
+
+
+def test_perceiver_encoder_residual_dropout():
+    # 0.11 took residual_dropout as a constructor argument (not a config field)
+    encoder = PerceiverEncoder(tiny_adapter(), 4, 16, EncoderConfig(num_self_attention_layers_per_block=1),
+                               residual_dropout=0.3)  # fmt: skip
+    assert encoder.cross_attn_1[0].dropout.p == encoder.cross_attn_1[1].dropout.p == 0.3
+    assert encoder.self_attn_1[0][0].dropout.p == encoder.self_attn_1[0][1].dropout.p == 0.3
+    with pytest.warns(DeprecationWarning):
+        encoder = PerceiverEncoder(tiny_adapter(), 4, 16, num_self_attention_layers_per_block=1, residual_dropout=0.2)
+    assert encoder.self_attn_1[0][1].dropout.p == 0.2
+
+
+def test_perceiver_decoder_0_11_positional_order():
+    x_latent = torch.randn(2, 4, 16)
+
+    def decoder(*args, **kwargs):
+        adapter = ClassificationOutputAdapter(num_classes=3, num_output_query_channels=12)
+        return PerceiverDecoder(adapter, TrainableQueryProvider(1, 12), 16, *args, **kwargs)
+
+    config = DecoderConfig(
+        num_cross_attention_heads=2, num_cross_attention_qk_channels=8, cross_attention_residual=False
+    )
+    with pytest.warns(DeprecationWarning, match="PerceiverDecoder"):
+        new, old = same_init(lambda: decoder(config), lambda: decoder(2, 8, None, 1, False, 0.0, 0.02))
+    assert isinstance(old.cross_attn[0], CrossAttention)  # no attention residual
+    assert torch.equal(new(x_latent), old(x_latent))
+
+
+# ---- 0.11's weight-copy helpers, compared with transformers' official classes ----
+
+
+def perturbed(module):
+    with torch.no_grad():
+        for param in module.parameters():
+            param.normal_(0.0, 0.3)
+    return module.eval()
+
+
+@pytest.mark.parametrize("query_residual", [True, False])
+def test_copy_cross_attention_layer_params_equals_transformers(query_residual):
+    config = transformers.PerceiverConfig(d_latents=16, d_model=12, num_cross_attention_heads=2)
+    source = perturbed(
+        PerceiverLayer(config, is_cross_attention=True, qk_channels=8, v_channels=16, num_heads=2, q_dim=16, kv_dim=12,
+                       widening_factor=2, use_query_residual=query_residual)
+    )  # fmt: skip
+    target = CrossAttentionLayer(2, 16, 12, num_qk_channels=8, num_v_channels=16, widening_factor=2,
+                                 attention_residual=query_residual).eval()  # fmt: skip
+    copy = old_name("perceiver.model.core.huggingface", "copy_cross_attention_layer_params",
+                    "perceiver.model.core.convert.copy_cross_attention_layer")  # fmt: skip
+    copy(source, target, query_residual=query_residual)
+    x_q, x_kv = torch.randn(2, 3, 16), torch.randn(2, 7, 12)
+    with torch.no_grad():
+        expected = source(x_q, inputs=x_kv)[0]
+        assert (target(x_q, x_kv) - expected).abs().max() <= 1e-4
+    with pytest.raises(ValueError, match="query_residual"):
+        copy(source, target, query_residual=not query_residual)
+
+
+def test_copy_self_attention_block_params_equals_transformers():
+    config = transformers.PerceiverConfig(d_latents=16)
+    sources = [perturbed(PerceiverLayer(config, qk_channels=16, v_channels=16, num_heads=4, q_dim=16, kv_dim=16,
+                                        widening_factor=2)) for _ in range(2)]  # fmt: skip
+    target = SelfAttentionBlock(2, 4, 16, widening_factor=2).eval()
+    copy = old_name("perceiver.model.core.huggingface", "copy_self_attention_block_params",
+                    "perceiver.model.core.convert.copy_self_attention_layer")  # fmt: skip
+    copy(sources, target)
+    x = torch.randn(2, 5, 16)
+    with torch.no_grad():
+        expected = sources[1](sources[0](x)[0])[0]
+        assert (target(x) - expected).abs().max() <= 1e-4
+    with pytest.raises(ValueError, match="1 self-attention layers, target has 2"):
+        copy(sources[:1], target)
+
+    # the single-layer helpers
+    copy_layer = old_name("perceiver.model.core.huggingface", "copy_self_attention_layer_params",
+                          "perceiver.model.core.convert.copy_self_attention_layer")  # fmt: skip
+    layer = SelfAttentionLayer(4, 16, widening_factor=2).eval()
+    copy_layer(sources[0], layer)
+    with torch.no_grad():
+        assert (layer(x) - sources[0](x)[0]).abs().max() <= 1e-4
+    fresh = SelfAttentionLayer(4, 16, widening_factor=2).eval()
+    old_name("perceiver.model.core.huggingface", "copy_attention_params", "perceiver.model.core.convert")(
+        sources[0], fresh.attention
+    )
+    old_name("perceiver.model.core.huggingface", "copy_mlp_params", "perceiver.model.core.convert")(
+        sources[0], fresh[1].module
+    )
+    old_name("perceiver.model.core.huggingface", "copy_params", "perceiver.model.core.convert")(
+        sources[0].attention.self.layernorm1, fresh[0].module.norm
+    )
+    with torch.no_grad():
+        assert (fresh(x) - sources[0](x)[0]).abs().max() <= 1e-4
+    copy_param = old_name("perceiver.model.core.huggingface", "copy_param", "perceiver.model.core.convert")
+    with pytest.raises(ValueError, match="shape"):
+        copy_param(torch.zeros(3), fresh[0].module.norm.weight)
+
+
+def image_source():
+    config = transformers.PerceiverConfig(
+        num_latents=8, d_latents=24, num_blocks=2, num_self_attends_per_block=2, num_self_attention_heads=4,
+        num_cross_attention_heads=1, self_attention_widening_factor=2, num_labels=5, image_size=16,
+        architectures=["PerceiverForImageClassificationFourier"],
+    )  # fmt: skip
+    return perturbed(transformers.PerceiverForImageClassificationFourier(config))
+
+
+def test_copy_image_classifier_params_equals_transformers():
+    torch.manual_seed(1)
+    source = image_source()
+    target = ic.ImageClassifier(ic.convert_config(source.config)).eval()
+    copy_encoder = old_name("perceiver.model.vision.image_classifier.huggingface", "copy_image_encoder_params",
+                            "perceiver.model.vision.image_classifier.convert_model")  # fmt: skip
+    copy_decoder = old_name("perceiver.model.core.huggingface", "copy_classification_decoder_params",
+                            "perceiver.model.core.convert")  # fmt: skip
+    copy_encoder(source.perceiver, target.encoder)
+    copy_decoder(source.perceiver, target.decoder)
+    x = torch.randn(2, 16, 16, 3)
+    with torch.no_grad():
+        expected = source(inputs=x.permute(0, 3, 1, 2)).logits
+        assert expected.abs().max() > 0.1
+        assert (target(x) - expected).abs().max() <= 1e-4
+
+
+def test_copy_optical_flow_params_equals_transformers():
+    torch.manual_seed(2)
+    config = transformers.PerceiverConfig(num_latents=8, d_latents=16, num_blocks=2, num_self_attends_per_block=2,
+                                          num_self_attention_heads=2, train_size=[8, 12], num_cross_attention_heads=2,
+                                          architectures=["PerceiverForOpticalFlow"])  # fmt: skip
+    source = perturbed(transformers.PerceiverForOpticalFlow(config))
+    target = of.OpticalFlow(of.convert_config(source.config)).eval()
+    module = "perceiver.model.vision.optical_flow.huggingface"
+    new = "perceiver.model.vision.optical_flow.convert_model"
+    old_name(module, "copy_flow_encoder_params", new)(source.perceiver, target.encoder)
+    old_name(module, "copy_flow_decoder_params", new)(source.perceiver, target.decoder)
+    x = torch.randn(2, 2, 27, 8, 12)
+    with torch.no_grad():
+        expected = source(inputs=x).logits
+        assert expected.abs().max() > 0.01
+        assert (target(x) - expected).abs().max() <= 1e-4
+
+
+def test_copy_text_params_equals_transformers():
+    torch.manual_seed(3)
+    config = transformers.PerceiverConfig(vocab_size=262, max_position_embeddings=12, num_latents=8, d_latents=24,
+                                          d_model=16, num_blocks=1, num_self_attends_per_block=2,
+                                          num_self_attention_heads=2, num_cross_attention_heads=2, qk_channels=16,
+                                          v_channels=24)  # fmt: skip
+    source = perturbed(transformers.PerceiverForMaskedLM(config))
+    target = mlm.MaskedLanguageModel(mlm.convert_config(config)).eval()
+    old_name("perceiver.model.text.common.huggingface", "copy_text_encoder_params",
+             "perceiver.model.text.mlm.huggingface.copy_text_encoder")(source.perceiver, target.encoder)  # fmt: skip
+    old_name("perceiver.model.text.mlm.huggingface", "copy_text_decoder_params",
+             "perceiver.model.text.mlm.huggingface.copy_text_decoder")(source, target.decoder)  # fmt: skip
+    x = torch.randint(0, 262, (2, 12))
+    with torch.no_grad():
+        expected = source(inputs=x).logits
+        assert (target(x) - expected).abs().max() <= 1e-4
+
+
+# ---- 0.11's parameter names and orders of task APIs ----
+
+
+@pytest.mark.parametrize(
+    "convert_config,source_config",
+    [
+        (mlm.convert_config, transformers.PerceiverConfig(num_latents=4, d_latents=16, d_model=16,
+                                                          num_self_attends_per_block=1, max_position_embeddings=8)),
+        (ic.convert_config, image_source().config),
+        (of.convert_config, transformers.PerceiverConfig(num_latents=4, d_latents=16, num_self_attends_per_block=1,
+                                                         num_cross_attention_heads=2, train_size=[8, 12])),
+    ],
+)  # fmt: skip
+def test_convert_config_takes_0_11_parameter_name(convert_config, source_config):
+    assert "config" in inspect.signature(convert_config).parameters
+    with pytest.warns(DeprecationWarning, match=r"convert_config\(config=\.\.\.\) is deprecated, use convert_config"):
+        converted = convert_config(config=source_config)
+    assert converted == convert_config(source_config)  # 0.11's positional call
+    with pytest.warns(DeprecationWarning), pytest.raises(TypeError, match="multiple values"):
+        convert_config(source_config, config=source_config)
+
+
+def test_image_processor_0_11_positional_order():
+    processor = ic.PerceiverImageClassifierInputProcessor(False, True)
+    assert (processor.channels_last, processor.single_channel) == (False, True)
+    default = ic.PerceiverImageClassifierInputProcessor()
+    assert (default.channels_last, default.single_channel) == (True, False)
+
+
+def test_optical_flow_output_adapter_output_channels():
+    from perceiver.model.vision.optical_flow.backend import OpticalFlowOutputAdapter
+
+    adapter = OpticalFlowOutputAdapter((2, 3), 8, 3, 10.0)  # 0.11's order
+    x = torch.randn(1, 6, 8)
+    assert adapter(x).shape == (1, 2, 3, 3)
+    assert torch.allclose(adapter(x), adapter.linear(x).unflatten(1, (2, 3)) / 10.0)
+    assert OpticalFlowOutputAdapter((2, 3), 8).linear.out_features == 2
