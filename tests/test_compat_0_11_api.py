@@ -3,9 +3,13 @@ scripts, data), its positional parameter orders and parameter names. Each shim d
 and warns with the new spelling; where a shim computes, it is compared numerically with the new spelling or with
 transformers' official classes."""
 
+import functools
 import importlib
 import inspect
+import sys
 
+import lightning.pytorch as pl
+import numpy as np
 import pytest
 import torch
 import transformers
@@ -384,3 +388,111 @@ def test_optical_flow_output_adapter_output_channels():
     assert adapter(x).shape == (1, 2, 3, 3)
     assert torch.allclose(adapter(x), adapter.linear(x).unflatten(1, (2, 3)) / 10.0)
     assert OpticalFlowOutputAdapter((2, 3), 8).linear.out_features == 2
+
+
+# ---- scripts ----
+
+
+class TinyClmData(pl.LightningDataModule):
+    """Random token batches for a tiny causal LM."""
+
+    def __init__(self, num_batches: int = 4):
+        super().__init__()
+        generator = torch.Generator().manual_seed(0)
+        self.batches = [{"input_ids": torch.randint(0, 32, (2, 12), generator=generator)} for _ in range(num_batches)]
+
+    def train_dataloader(self):
+        return torch.utils.data.DataLoader(self.batches, batch_size=None)
+
+
+def tiny_clm_args():
+    return ["--model.vocab_size=32", "--model.max_seq_len=12", "--model.max_latents=4", "--model.num_channels=16",
+            "--model.num_heads=2", "--model.num_self_attention_layers=1"]  # fmt: skip
+
+
+def test_cli_takes_0_11_positional_run_and_any_data_module(monkeypatch, tmp_path):
+    from perceiver.model.text.clm import LitCausalLanguageModel
+    from perceiver.scripts.cli import CLI
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["script", f"--data={__name__}.TinyClmData", *tiny_clm_args()])
+    with pytest.warns(DeprecationWarning, match=r"CLI\(model_class, run\) is deprecated.*CLI\(model_class, run=run\)"):
+        cli = CLI(LitCausalLanguageModel, False)  # 0.11: CLI(model_class, run=True, **LightningCLI kwargs)
+    assert isinstance(cli.model, LitCausalLanguageModel) and isinstance(cli.datamodule, TinyClmData)
+    assert cli.model.hparams.num_channels == 16
+    # 0.11 passed further LightningCLI arguments on
+    cli = CLI(LitCausalLanguageModel, run=False, seed_everything_default=7, args=tiny_clm_args()[:2] + [
+        f"--data={__name__}.TinyClmData", *tiny_clm_args()[2:]])  # fmt: skip
+    assert cli.config.seed_everything == 7
+
+
+def test_cosine_with_warmup_0_11_positional_order():
+    from perceiver.scripts.lrs import CosineWithWarmupLR
+
+    def lrs(scheduler, n):
+        values = []
+        for _ in range(n):
+            values.append(scheduler.get_last_lr()[0])
+            scheduler.optimizer.step()
+            scheduler.step()
+        return values
+
+    def optimizer():
+        return torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+
+    # 0.11: (optimizer, training_steps, warmup_steps, num_cycles, min_fraction)
+    old = lrs(CosineWithWarmupLR(optimizer(), 10, 2, 0.5, 0.1), 12)
+    new = lrs(CosineWithWarmupLR(optimizer(), warmup_steps=2, training_steps=10, num_cycles=0.5, min_fraction=0.1), 12)
+    assert old == new and old[2] == 1.0 and old[10] == pytest.approx(0.1)
+    # 0.11's default training_steps=0 means "not set yet" (the CLI or the FSDP model sets it from the trainer)
+    scheduler = CosineWithWarmupLR(optimizer(), warmup_steps=2, min_fraction=0.1)
+    assert scheduler.training_steps == 0 and scheduler.length_unset and scheduler.get_last_lr() == [0.0]
+    scheduler.training_steps = 10
+    assert lrs(scheduler, 12) == new
+
+
+@pytest.mark.slow
+def test_lit_causal_language_model_fsdp_of_0_11(tmp_path):
+    from perceiver.scripts.lrs import CosineWithWarmupLR
+    from perceiver.scripts.text.clm_fsdp import LitCausalLanguageModelFSDP
+
+    norms = []
+    torch.manual_seed(0)
+    with pytest.warns(DeprecationWarning, match="LitCausalLanguageModelFSDP is deprecated"):
+        model = LitCausalLanguageModelFSDP(
+            functools.partial(torch.optim.SGD, lr=0.5),
+            functools.partial(CosineWithWarmupLR, warmup_steps=1),
+            max_grad_norm=1e-3,
+            vocab_size=32, max_seq_len=12, max_latents=4, num_channels=16, num_heads=2, num_self_attention_layers=1,
+        )  # fmt: skip
+    original = model.on_before_optimizer_step
+
+    def record(optimizer):
+        original(optimizer)
+        norms.append(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in model.parameters()])).item())
+
+    model.on_before_optimizer_step = record
+    trainer = pl.Trainer(accelerator="cpu", max_steps=3, logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, enable_checkpointing=False, default_root_dir=tmp_path)  # fmt: skip
+    trainer.fit(model, datamodule=TinyClmData())
+    scheduler = trainer.lr_scheduler_configs[0].scheduler
+    assert isinstance(trainer.optimizers[0], torch.optim.SGD) and isinstance(scheduler, CosineWithWarmupLR)
+    assert scheduler.training_steps == 3 and scheduler.last_epoch == 3  # stepped per optimizer step
+    assert len(norms) == 3 and max(norms) <= 1e-3 * (1 + 1e-4)  # clipped to max_grad_norm
+
+
+def test_side_by_side_video_of_0_11(tmp_path):
+    from perceiver.processing.video import write_video
+    from perceiver.scripts.video import create_side_by_side_video
+
+    rng = np.random.default_rng(0)
+    frames_1 = [rng.integers(0, 256, (40, 60, 3), dtype=np.uint8) for _ in range(4)]
+    frames_2 = [rng.integers(0, 256, (40, 60, 3), dtype=np.uint8) for _ in range(3)]
+    write_video(tmp_path / "a.avi", frames_1, fps=24)
+    write_video(tmp_path / "b.avi", frames_2, fps=24)
+    out = tmp_path / "sbs.avi"
+    assert create_side_by_side_video(tmp_path / "a.avi", tmp_path / "b.avi", max_size=30, axis=1, output_path=out) == 3
+    from perceiver.processing.video import read_frame_pairs
+
+    pairs = list(read_frame_pairs(out))
+    assert len(pairs) == 2 and pairs[0][0].shape == (20, 60, 3)  # each scaled to 20x30, side by side

@@ -79,28 +79,47 @@ class CLI(LightningCLI):
     def __init__(
         self,
         model_class: Type[LightningModule],
-        datamodule_class: Type[LightningDataModule],
+        datamodule_class: Optional[Type[LightningDataModule]] = None,
         args: Optional[Sequence[str]] = None,
         run: bool = True,
+        **cli_kwargs: Any,
     ):
-        """:param datamodule_class: base class of the data modules the script takes (`--data=<subclass>`).
-        :param args: command line arguments (default: `sys.argv[1:]`). :param run: run the subcommand."""
-        super().__init__(
-            model_class,
-            datamodule_class,
-            subclass_mode_data=True,
-            save_config_kwargs={"overwrite": True},
-            trainer_defaults={
+        """:param datamodule_class: base class of the data modules the script takes (`--data=<subclass>`; default:
+        any `LightningDataModule`, as in perceiver-io 0.11). :param args: command line arguments (default:
+        `sys.argv[1:]`). :param run: run the subcommand. :param cli_kwargs: further `LightningCLI` arguments
+        (perceiver-io 0.11 passed them on), overriding this CLI's.
+
+        perceiver-io 0.11's positional call `CLI(model_class, run)` still works, with a DeprecationWarning."""
+        if isinstance(datamodule_class, bool):
+            warnings.warn(
+                f"{type(self).__name__}(model_class, run) is deprecated (perceiver-io 0.11's order), use "
+                f"{type(self).__name__}(model_class, run=run)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            if args is not None:
+                raise TypeError(f"{type(self).__name__}() got run={datamodule_class!r} positionally and args")
+            datamodule_class, run = None, datamodule_class
+        cli_kwargs = {
+            "subclass_mode_data": True,
+            "save_config_kwargs": {"overwrite": True},
+            "trainer_defaults": {
                 "logger": [
                     {"class_path": "lightning.pytorch.loggers.TensorBoardLogger", "init_args": self._log_dir()},
                     {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": self._log_dir()},
                 ],
             },
-            seed_everything_default=0,
-            auto_configure_optimizers=True,
-            parser_kwargs={"description": type(self).__doc__},
+            "seed_everything_default": 0,
+            "auto_configure_optimizers": True,
+            "parser_kwargs": {"description": type(self).__doc__},
+            **cli_kwargs,
+        }
+        super().__init__(
+            model_class,
+            datamodule_class or LightningDataModule,
             args=self._with_default_data(sys.argv[1:] if args is None else list(args)),
             run=run,
+            **cli_kwargs,
         )
 
     def _with_default_data(self, args: List[str]) -> List[str]:
@@ -272,7 +291,7 @@ class CLI(LightningCLI):
     def configure_optimizers(lightning_module, optimizer, lr_scheduler=None) -> Any:
         if lr_scheduler is None:
             return optimizer
-        if isinstance(lr_scheduler, CosineWithWarmupLR) and lr_scheduler.training_steps is None:
+        if isinstance(lr_scheduler, CosineWithWarmupLR) and lr_scheduler.length_unset:
             lr_scheduler.training_steps = int(lightning_module.trainer.estimated_stepping_batches)
         if isinstance(lr_scheduler, WarmupLR):
             return {"optimizer": optimizer, "lr_scheduler": {"scheduler": lr_scheduler, "interval": "step"}}
