@@ -7,12 +7,14 @@ import functools
 import importlib
 import inspect
 import sys
+from types import SimpleNamespace
 
 import lightning.pytorch as pl
 import numpy as np
 import pytest
 import torch
 import transformers
+from PIL import Image
 from transformers.models.perceiver.modeling_perceiver import PerceiverLayer
 
 from perceiver.model.core import (
@@ -496,3 +498,191 @@ def test_side_by_side_video_of_0_11(tmp_path):
 
     pairs = list(read_frame_pairs(out))
     assert len(pairs) == 2 and pairs[0][0].shape == (20, 60, 3)  # each scaled to 20x30, side by side
+
+
+# ---- data ----
+
+
+def test_vision_transform_helpers_of_0_11():
+    module = "perceiver.data.vision.common"
+    ImagePreprocessor = old_name(module, "ImagePreprocessor", "perceiver.data.vision.preprocessor.ImagePreprocessor")
+    lift_transform = old_name(module, "lift_transform", "perceiver.data.vision.preprocessor.lift_transform")
+    channels_to_last = old_name(module, "channels_to_last", "perceiver.data.vision.preprocessor.channels_to_last")
+
+    x = torch.arange(24.0).reshape(2, 3, 4)
+    assert torch.equal(channels_to_last(x), x.permute(1, 2, 0))
+    # 0.11: ImagePreprocessor(transform) applies any per-image transform, batches stack
+    preprocessor = ImagePreprocessor(lambda img: torch.as_tensor(np.asarray(img), dtype=torch.float32) / 2)
+    images = [np.full((2, 2), 4, np.uint8), np.full((2, 2), 8, np.uint8)]
+    assert torch.equal(preprocessor.preprocess(images[0]), torch.full((2, 2), 2.0))
+    assert torch.equal(preprocessor.preprocess_batch(images), torch.stack([torch.full((2, 2), v) for v in (2.0, 4.0)]))
+    examples = lift_transform(lambda img: img * 2)({"image": [1, 2], "label": [0, 1]})
+    assert examples == {"image": [2, 4], "label": [0, 1]}
+
+
+def test_mnist_and_imagenet_transforms_of_0_11():
+    from perceiver.data.vision import ImageNetPreprocessor, MNISTPreprocessor
+
+    image = Image.fromarray(np.arange(28 * 28, dtype=np.uint8).reshape(28, 28) % 251)
+    mnist_transform = old_name("perceiver.data.vision.mnist", "mnist_transform",
+                               r"MNISTDataModule\(normalize=...\).image_processor")  # fmt: skip
+    with pytest.warns(DeprecationWarning):
+        expected = MNISTPreprocessor(normalize=True, channels_last=False).preprocess(image)
+    assert torch.equal(mnist_transform(True, False)(image), expected)
+    assert mnist_transform()(image).shape == (28, 28, 1)
+    torch.manual_seed(0)
+    cropped = mnist_transform(normalize=False, random_crop=20)(image)
+    assert cropped.shape == (20, 20, 1)
+    # the crop is a window of the image (values in [0, 1] without normalize)
+    full = np.asarray(image, dtype=np.float32) / 255.0
+    windows = [full[y : y + 20, x : x + 20] for y in range(9) for x in range(9)]
+    assert min(np.abs(w - cropped[..., 0].numpy()).max() for w in windows) < 1e-6
+    with pytest.raises(ValueError, match="random_crop=30 is larger than the image"):
+        mnist_transform(random_crop=30)(image)
+
+    rgb = Image.fromarray(np.random.default_rng(0).integers(0, 255, (300, 320, 3), dtype=np.uint8))
+    valid_transform = old_name("perceiver.data.vision.imagenet", "imagenet_valid_transform",
+                               r"ImageNetDataModule\(\).image_processor")  # fmt: skip
+    with pytest.warns(DeprecationWarning):
+        expected = ImageNetPreprocessor(crop_size=256, size=64).preprocess(rgb)
+    assert torch.equal(valid_transform(256, 64, True)(rgb), expected)
+    assert valid_transform(256, 64, False)(rgb).shape == (3, 64, 64)
+    assert (
+        old_name("perceiver.data.vision.imagenet", "ImageNetPreprocessor", "perceiver.data.vision.ImageNetPreprocessor")
+        is ImageNetPreprocessor
+    )
+    assert old_name("perceiver.data.vision.mnist", "MNISTPreprocessor", "perceiver.data.vision.MNISTPreprocessor") is (
+        MNISTPreprocessor
+    )
+
+
+def mnist_folder(tmp_path):
+    from tests.test_data_vision import digit_images, write_image_folder
+
+    images, targets = digit_images()
+    write_image_folder(tmp_path / "mnist" / "train", images[:60], targets[:60], size=(28, 28))
+    write_image_folder(tmp_path / "mnist" / "test", images[60:80], targets[60:80], size=(28, 28))
+    return str(tmp_path / "mnist")
+
+
+def test_mnist_data_module_options_of_0_11(tmp_path):
+    from perceiver.data.vision import MNISTDataModule
+
+    source = mnist_folder(tmp_path)
+    common = dict(source=source, valid_size=10, batch_size=50, num_workers=0, dataset_dir=str(tmp_path / "d"))
+    dm = MNISTDataModule(**common, normalize=True, random_crop=24, shuffle=False)
+    dm.setup()
+    train, again = next(iter(dm.train_dataloader())), next(iter(dm.train_dataloader()))
+    assert train["pixel_values"].shape == (50, 24, 24, 1)  # 0.11: random crops of training images, no resize
+    assert torch.equal(train["labels"], again["labels"])  # shuffle=False
+    valid = next(iter(dm.val_dataloader()))["pixel_values"]
+    image = dm.splits()["valid"][0]["image"]
+    expected = torch.from_numpy(np.asarray(image.convert("L"), dtype=np.float32) / 255.0 * 2 - 1)  # 0.11: [-1, 1]
+    assert valid.shape == (10, 28, 28, 1) and (valid[0, ..., 0] - expected).abs().max() < 1e-6
+
+    dm = MNISTDataModule(**common, normalize=False, channels_last=False)
+    dm.setup()
+    assert dm.image_shape == (1, 28, 28)
+    valid = next(iter(dm.val_dataloader()))["pixel_values"]
+    assert valid.shape == (10, 1, 28, 28) and 0.0 <= valid.min() and valid.max() <= 1.0
+    with pytest.raises(ValueError, match="random_crop=29"):
+        MNISTDataModule(**common, random_crop=29)
+
+
+def test_mnist_data_module_0_11_positional_order(tmp_path):
+    from perceiver.data.vision import MNISTDataModule
+
+    # 0.11: (dataset_dir, normalize, channels_last, random_crop, batch_size, num_workers, pin_memory, shuffle)
+    with pytest.warns(DeprecationWarning, match=r"MNISTDataModule\(\) with perceiver-io 0.11's positional order"):
+        dm = MNISTDataModule(str(tmp_path / "d"), False, True, None, 16, 0, False, False)
+    h = dm.hparams
+    assert (h.dataset_dir, h.normalize, h.channels_last, h.random_crop) == (str(tmp_path / "d"), False, True, None)
+    assert (h.batch_size, h.num_workers, h.pin_memory, h.shuffle, h.source) == (16, 0, False, False, "ylecun/mnist")
+    with pytest.raises(TypeError, match="multiple values"):
+        MNISTDataModule(str(tmp_path / "d"), False, batch_size=4, num_workers=0, normalize=True)
+
+
+def test_optical_flow_processor_of_0_11():
+    sys.modules.pop("perceiver.data.vision.optical_flow", None)
+    with pytest.warns(DeprecationWarning, match="perceiver.data.vision.optical_flow is deprecated"):
+        from perceiver.data.vision.optical_flow import OpticalFlowProcessor, write_optical_flow_video  # noqa: F401
+    torch.manual_seed(4)
+    config = transformers.PerceiverConfig(num_latents=8, d_latents=16, num_blocks=1, num_self_attends_per_block=1,
+                                          num_self_attention_heads=2, num_cross_attention_heads=2, train_size=[8, 12],
+                                          architectures=["PerceiverForOpticalFlow"])  # fmt: skip
+    source = perturbed(transformers.PerceiverForOpticalFlow(config))
+    model = of.OpticalFlow(of.convert_config(source.config)).eval()
+    of.huggingface.copy_weights(source, model)
+    rng = np.random.default_rng(0)
+    pairs = [tuple(rng.integers(0, 256, (14, 20, 3), dtype=np.uint8) for _ in range(2)) for _ in range(2)]
+
+    processor = OpticalFlowProcessor(patch_size=(8, 12), patch_min_overlap=4, flow_scale_factor=20)
+    inputs = processor.preprocess_batch(pairs)
+    assert inputs.shape == (2, 6, 2, 27, 8, 12)  # 3x2 patches of 8x12 cover 14x20
+    assert torch.equal(processor.preprocess(pairs[1]), inputs[1])
+    flow = processor.process(model, pairs, batch_size=3)
+    assert flow.shape == (2, 14, 20, 2)
+    # the same as the `optical-flow` pipeline's tiling and blending, by the transformers source model itself
+    from perceiver.model.vision.optical_flow.pipeline import blend_tiles, tile_origins
+
+    origins = tile_origins((14, 20), (8, 12), 4)
+    with torch.no_grad():
+        for i in range(2):
+            tiles = source(inputs=inputs[i]).logits.numpy() * 20
+            assert np.abs(flow[i].numpy() - blend_tiles(tiles, origins, (14, 20))).max() <= 1e-4
+    with pytest.raises(ValueError, match="patch_min_overlap=12"):
+        OpticalFlowProcessor(patch_size=(8, 12), patch_min_overlap=12)
+    with pytest.raises(ValueError, match=r"at least patch_size \(8, 12\)"):
+        processor.preprocess((np.zeros((6, 20, 3)), np.zeros((6, 20, 3))))
+    with pytest.raises(ValueError, match="predictions hold 3 patches"):
+        processor.postprocess(torch.zeros(3, 8, 12, 2), (14, 20))
+
+
+def test_midi_event_classes_of_0_11():
+    from perceiver.processing import midi
+
+    module, new = "perceiver.data.audio.midi_processor", "perceiver.processing.midi.MidiTokenizer"
+    Event = old_name(module, "Event", new)
+    for token, (kind, value) in {0: ("note_on", 0), 128: ("note_off", 0), 300: ("time_shift", 44),
+                                 midi.VELOCITY_OFFSET + 31: ("velocity", 31)}.items():  # fmt: skip
+        event = Event.from_int(token)
+        assert (event.type, event.value, event.to_int()) == (kind, value, token)
+    SplitNote = old_name(module, "SplitNote", new)
+    assert SplitNote("note_on", 0.5, 60, 100).value == 60
+    assert old_name(module, "SustainAdapter", new)(1.0, "down").start == 1.0
+    manager = old_name(module, "SustainDownManager", new)(1.0, 3.0)
+    notes = [SimpleNamespace(start=1.1, end=1.2, pitch=60), SimpleNamespace(start=1.5, end=1.6, pitch=60),
+             SimpleNamespace(start=1.7, end=3.5, pitch=62)]  # fmt: skip
+    for note in notes:
+        manager.add_managed_note(note)
+    manager.transposition_notes()
+    # held until the next onset of the same pitch, else until the release (or longer if played longer)
+    assert [note.end for note in notes] == [1.5, 3.0, 3.5]
+
+
+def test_bookcorpusopen_module_of_0_11():
+    from perceiver.data.text import BookCorpusOpenDataModule
+
+    assert (
+        old_name(
+            "perceiver.data.text.bookcorpusopen",
+            "BookCorpusOpenDataModule",
+            "perceiver.data.text.BookCorpusOpenDataModule",
+        )  # fmt: skip
+        is BookCorpusOpenDataModule
+    )
+
+
+def test_token_input_adapter_with_rotary_support_0_11_arguments():
+    from perceiver.model.core import TokenInputAdapterWithRotarySupport
+
+    # 0.11: (rotated_channels_per_head, vocab_size, max_seq_len, num_input_channels, abs_pos_emb)
+    adapter = TokenInputAdapterWithRotarySupport(4, 10, 8, 16, False)
+    keywords = TokenInputAdapterWithRotarySupport(
+        rotated_channels_per_head=4, vocab_size=10, max_seq_len=8, num_input_channels=16, abs_pos_emb=False
+    )
+    assert (
+        set(adapter.state_dict()) == set(keywords.state_dict()) == {"txt_embedding.weight", "frq_pos_encoding.inv_freq"}
+    )
+    x, frq = adapter(torch.randint(0, 10, (2, 5)))
+    assert x.shape == (2, 5, 16) and frq.shape[:2] == (2, 5)

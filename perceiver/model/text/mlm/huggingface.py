@@ -156,24 +156,24 @@ def copy_weights(source, target: MaskedLanguageModel) -> None:
     copy_text_decoder(source, target.decoder)
 
 
-def copy_text_encoder(source, target: TextEncoder) -> None:
-    """Copies the encoder weights of a `transformers.PerceiverModel` (text input) into a `TextEncoder`."""
+def copy_text_encoder(src, tgt: TextEncoder) -> None:
+    """Copies the encoder weights of a `transformers.PerceiverModel` `src` (text input) into a `TextEncoder`."""
     with torch.no_grad():
-        target.input_adapter.txt_embedding.weight.copy_(source.input_preprocessor.embeddings.weight)
-        target.input_adapter.pos_embedding.weight.copy_(source.input_preprocessor.position_embeddings.weight)
-        target.latent_provider._query.copy_(source.embeddings.latents)
-        copy_cross_attention_layer(source.encoder.cross_attention, target.cross_attn_1)
-        for src_layer, dst_layer in zip(source.encoder.self_attends, target.self_attn_1):
+        tgt.input_adapter.txt_embedding.weight.copy_(src.input_preprocessor.embeddings.weight)
+        tgt.input_adapter.pos_embedding.weight.copy_(src.input_preprocessor.position_embeddings.weight)
+        tgt.latent_provider._query.copy_(src.embeddings.latents)
+        copy_cross_attention_layer(src.encoder.cross_attention, tgt.cross_attn_1)
+        for src_layer, dst_layer in zip(src.encoder.self_attends, tgt.self_attn_1):
             copy_self_attention_layer(src_layer, dst_layer)
 
 
-def copy_text_decoder(source, target: PerceiverDecoder) -> None:
-    """Copies the decoder weights of a `transformers.PerceiverForMaskedLM` into a masked LM's decoder."""
-    src = source.perceiver.decoder
+def copy_text_decoder(src, tgt: PerceiverDecoder) -> None:
+    """Copies the decoder weights of a `transformers.PerceiverForMaskedLM` `src` into a masked LM's decoder."""
+    decoder = src.perceiver.decoder
     with torch.no_grad():
-        target.output_query_provider._query.copy_(src.output_position_encodings.position_embeddings)
-        copy_cross_attention_layer(src.decoding_cross_attention, target.cross_attn)
-        target.output_adapter.bias.copy_(source.embedding_decoder.bias)
+        tgt.output_query_provider._query.copy_(decoder.output_position_encodings.position_embeddings)
+        copy_cross_attention_layer(decoder.decoding_cross_attention, tgt.cross_attn)
+        tgt.output_adapter.bias.copy_(src.embedding_decoder.bias)
 
 
 def convert_model(save_dir: Union[str, os.PathLike], source_repo_id: str = "deepmind/language-perceiver", **kwargs):
