@@ -686,3 +686,91 @@ def test_token_input_adapter_with_rotary_support_0_11_arguments():
     )
     x, frq = adapter(torch.randint(0, 10, (2, 5)))
     assert x.shape == (2, 5, 16) and frq.shape[:2] == (2, 5)
+
+
+# ---- 0.11's key/value cache protocol of the attention modules ----
+
+
+def rotary(b: int, n: int, shift=None):
+    from perceiver.model.core import FrequencyPositionEncoding, RotaryPositionEmbedding, positions
+
+    return RotaryPositionEmbedding(FrequencyPositionEncoding(dim=4)(positions(b, n, shift=shift)), right_align=True)
+
+
+def test_cross_attention_layer_0_11_cache_protocol():
+    torch.manual_seed(0)
+    layer = CrossAttentionLayer(2, 16, 16, num_qk_channels=8, num_v_channels=8, causal_attention=True).eval()
+    x_q, prefix = torch.randn(2, 5, 16), torch.randn(2, 3, 16)
+    pad_mask = torch.zeros(2, 8, dtype=torch.bool)
+    pad_mask[1, :1] = True
+    empty = layer.empty_kv_cache(x_q)
+    assert isinstance(empty, tuple) and empty[0].shape == (2, 0, 8)
+    with pytest.warns(DeprecationWarning, match="0.11's protocol"):
+        full = layer(x_q, x_kv_prefix=prefix, pad_mask=pad_mask, rot_pos_emb_q=rotary(2, 8, pad_mask.sum(1, True)),
+                     rot_pos_emb_k=rotary(2, 8, pad_mask.sum(1, True)), kv_cache=empty)  # fmt: skip
+    assert full.kv_cache[0].shape == (2, 8, 8) and empty[0].shape == (2, 0, 8)  # the cache passed is not changed
+    # incremental: prefix and one latent, then one latent at a time (positions without the padding shift: the
+    # cached keys are 0.11's, before rotary embedding, so the shift cancels out)
+    with pytest.warns(DeprecationWarning):
+        output = layer(x_q[:, :1], x_kv_prefix=prefix, pad_mask=pad_mask[:, :4], rot_pos_emb_q=rotary(2, 4),
+                       rot_pos_emb_k=rotary(2, 4), kv_cache=empty)  # fmt: skip
+        hidden, cache = [output.last_hidden_state], output.kv_cache
+        for i in range(1, 5):
+            output = layer(x_q[:, i : i + 1], x_kv_prefix=prefix[:, :0], pad_mask=pad_mask[:, : 4 + i],
+                           rot_pos_emb_q=rotary(2, 4 + i), rot_pos_emb_k=rotary(2, 4 + i), kv_cache=cache)  # fmt: skip
+            hidden.append(output.last_hidden_state)
+            cache = output.kv_cache
+    assert (torch.cat(hidden, dim=1) - full.last_hidden_state).abs().max() <= 1e-5
+    assert (cache[0] - full.kv_cache[0]).abs().max() <= 1e-5 and (cache[1] - full.kv_cache[1]).abs().max() <= 1e-5
+    # the same computation as this library's cache
+    new_cache = layer.attention.empty_kv_cache(2)
+    expected = layer(x_q, x_kv_prefix=prefix, pad_mask=pad_mask, rot_pos_emb_q=rotary(2, 8, pad_mask.sum(1, True)),
+                     rot_pos_emb_k=rotary(2, 8, pad_mask.sum(1, True)), kv_cache=new_cache)  # fmt: skip
+    assert torch.equal(expected, full.last_hidden_state) and torch.equal(new_cache.values, full.kv_cache[1])
+
+
+def test_self_attention_block_0_11_cache_protocol():
+    torch.manual_seed(0)
+    block = SelfAttentionBlock(3, 2, 16, num_rotary_layers=2, causal_attention=True).eval()
+    x = torch.randn(2, 6, 16)
+    with pytest.warns(DeprecationWarning, match="0.11's protocol"):
+        init = []
+        full = block(x, rot_pos_emb=rotary(2, 6), kv_cache=init)
+        hidden, cache = [], init
+        for i in range(6):
+            output = block(x[:, i : i + 1], rot_pos_emb=rotary(2, i + 1), kv_cache=cache)
+            hidden.append(output.last_hidden_state)
+            cache = output.kv_cache
+    assert init == [] and len(full.kv_cache) == 3 and full.kv_cache[0][0].shape == (2, 6, 16)
+    assert (torch.cat(hidden, dim=1) - full.last_hidden_state).abs().max() <= 1e-5
+    for (k, v), (k_ref, v_ref) in zip(cache, full.kv_cache):
+        assert (k - k_ref).abs().max() <= 1e-5 and (v - v_ref).abs().max() <= 1e-5
+    assert torch.equal(block(x, rot_pos_emb=rotary(2, 6)), full.last_hidden_state)
+
+
+def test_causal_sequence_model_0_11_cache_protocol_passes_prefix_len_on():
+    from perceiver.model.core import CausalSequenceModel, CausalSequenceModelConfig
+
+    torch.manual_seed(0)
+    config = CausalSequenceModelConfig(vocab_size=50, max_seq_len=12, max_latents=8, num_channels=16, num_heads=2,
+                                       num_self_attention_layers=2, output_norm=True)  # fmt: skip
+    model = CausalSequenceModel(config).eval()
+    x = torch.randint(50, (2, 12))
+    pad_mask = torch.zeros(2, 12, dtype=torch.bool)
+    pad_mask[1, :2] = True
+    init = []
+    with pytest.warns(DeprecationWarning):
+        reference = model(x, prefix_len=4, pad_mask=pad_mask, kv_cache=init)
+        assert init == []  # 0.11 left the list passed empty: it starts the next sequence, too
+        output = model(x[:, :6], prefix_len=4, pad_mask=pad_mask[:, :6], kv_cache=init)
+    logits, cache = [output.logits], output.kv_cache
+    for i in range(6, 12):  # 0.11 passed the prompt's prefix_len on with the cache
+        output = model(x[:, i : i + 1], prefix_len=4, pad_mask=pad_mask[:, : i + 1], kv_cache=cache)
+        logits.append(output.logits)
+        cache = output.kv_cache
+    assert (torch.cat(logits, dim=1) - reference.logits).abs().max() <= 1e-5
+    # this library's caches still refuse a prefix_len with cached positions
+    own = model.empty_kv_cache(2)
+    model(x[:, :6], prefix_len=4, kv_cache=own)
+    with pytest.raises(ValueError, match="prefix_len=4 must be 0 when kv_cache holds positions"):
+        model(x[:, 6:7], prefix_len=4, kv_cache=own)
