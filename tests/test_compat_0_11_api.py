@@ -774,3 +774,29 @@ def test_causal_sequence_model_0_11_cache_protocol_passes_prefix_len_on():
     model(x[:, :6], prefix_len=4, kv_cache=own)
     with pytest.raises(ValueError, match="prefix_len=4 must be 0 when kv_cache holds positions"):
         model(x[:, 6:7], prefix_len=4, kv_cache=own)
+
+
+class MockImageData(pl.LightningDataModule):
+    """A data module of the user's own, as 0.11's tests passed to the scripts' CLIs."""
+
+    def __init__(self):
+        super().__init__()
+        self.image_shape = (8, 8, 1)
+        self.num_classes = 3
+
+
+def test_script_cli_instantiates_a_given_data_module_class_as_0_11(monkeypatch, tmp_path):
+    from perceiver.model.vision.image_classifier import LitImageClassifier
+    from perceiver.scripts.vision.image_classifier import ImageClassifierCLI
+
+    monkeypatch.chdir(tmp_path)
+    args = ["--trainer.accelerator=cpu", "--trainer.devices=1", "--model.num_latents=4",
+            "--model.num_latent_channels=16", "--model.encoder.num_frequency_bands=2"]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", ["script", *args])
+    # 0.11: a data module class that is no base of the script's data modules is used as it is (no --data=...)
+    cli = ImageClassifierCLI(model_class=LitImageClassifier, datamodule_class=MockImageData, run=False)
+    assert type(cli.datamodule) is MockImageData
+    assert tuple(cli.model.hparams.encoder["image_shape"]) == (8, 8, 1) and cli.model.hparams.decoder["num_classes"] == 3
+    # 0.11's name of the backend model
+    with pytest.warns(DeprecationWarning, match=r"LitImageClassifier.model is deprecated.*backend_model"):
+        assert cli.model.model is cli.model.backend_model

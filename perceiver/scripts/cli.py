@@ -85,7 +85,8 @@ class CLI(LightningCLI):
         **cli_kwargs: Any,
     ):
         """:param datamodule_class: base class of the data modules the script takes (`--data=<subclass>`; default:
-        any `LightningDataModule`, as in perceiver-io 0.11). :param args: command line arguments (default:
+        any `LightningDataModule`). A class that is no base of the script's `data_default` is used as it is, with
+        `--data.*` its arguments (perceiver-io 0.11's behaviour). :param args: command line arguments (default:
         `sys.argv[1:]`). :param run: run the subcommand. :param cli_kwargs: further `LightningCLI` arguments
         (perceiver-io 0.11 passed them on), overriding this CLI's.
 
@@ -100,8 +101,11 @@ class CLI(LightningCLI):
             if args is not None:
                 raise TypeError(f"{type(self).__name__}() got run={datamodule_class!r} positionally and args")
             datamodule_class, run = None, datamodule_class
+        # 0.11 instantiated the data module class it was given (`--data.*` are its arguments); the scripts here give
+        # a base class and select a subclass with `--data=...` (default: `data_default`)
+        self._select_data = datamodule_class is None or _is_base_of_default(datamodule_class, self.data_default)
         cli_kwargs = {
-            "subclass_mode_data": True,
+            "subclass_mode_data": self._select_data,
             "save_config_kwargs": {"overwrite": True},
             "trainer_defaults": {
                 "logger": [
@@ -127,7 +131,7 @@ class CLI(LightningCLI):
         file selects a data module. (A parser default would not do: jsonargparse carries the default class's
         arguments, e.g. its hub `source`, over to a data module selected with `--data=...`.)"""
         subcommand = next((i for i, a in enumerate(args) if a in self.subcommands()), None)
-        if self.data_default is None or subcommand is None:
+        if self.data_default is None or subcommand is None or not self._select_data:
             return args
         if any(a == "--data" or a.startswith("--data=") for a in args):
             return args
@@ -166,7 +170,7 @@ class CLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         try:
-            _check_data_paths(config.data)
+            _check_data_paths(config.get("data"))
         except (FileNotFoundError, ValueError) as e:
             # a missing data or tokenizer path fails here, before anything is loaded or built
             _fail(str(e))
@@ -409,6 +413,14 @@ def _fail(message: str) -> None:
     """Exits with a one-line error (no traceback), as for other invalid arguments."""
     print(f"error: {message}", file=sys.stderr)
     sys.exit(2)
+
+
+def _is_base_of_default(datamodule_class: type, data_default: Optional[str]) -> bool:
+    """Whether `datamodule_class` is a base class of the data module class `data_default` (a class path)."""
+    if data_default is None:
+        return False
+    module_name, class_name = data_default.rsplit(".", 1)
+    return issubclass(getattr(importlib.import_module(module_name), class_name), datamodule_class)
 
 
 def _config_selects_data(path: str) -> bool:

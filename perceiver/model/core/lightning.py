@@ -4,6 +4,7 @@ import dataclasses
 import inspect
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Any, ClassVar, Dict, Optional, Tuple, Type, Union
 
@@ -88,6 +89,16 @@ class LitModel(pl.LightningModule):
             check_computed_buffers(self.backend_model)
         if compile:
             self.backend_model.compile()
+
+    @property
+    def model(self) -> nn.Module:
+        """perceiver-io 0.11's name of `backend_model` (deprecated)."""
+        warnings.warn(
+            f"{type(self).__name__}.model is deprecated (perceiver-io 0.11), use {type(self).__name__}.backend_model",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.backend_model
 
     @property
     def backend_config(self) -> Any:
