@@ -796,7 +796,9 @@ def test_script_cli_instantiates_a_given_data_module_class_as_0_11(monkeypatch, 
     # 0.11: a data module class that is no base of the script's data modules is used as it is (no --data=...)
     cli = ImageClassifierCLI(model_class=LitImageClassifier, datamodule_class=MockImageData, run=False)
     assert type(cli.datamodule) is MockImageData
-    assert tuple(cli.model.hparams.encoder["image_shape"]) == (8, 8, 1) and cli.model.hparams.decoder["num_classes"] == 3
+    assert (
+        tuple(cli.model.hparams.encoder["image_shape"]) == (8, 8, 1) and cli.model.hparams.decoder["num_classes"] == 3
+    )
     # 0.11's name of the backend model
     with pytest.warns(DeprecationWarning, match=r"LitImageClassifier.model is deprecated.*backend_model"):
         assert cli.model.model is cli.model.backend_model
