@@ -3,6 +3,7 @@ scripts, data), its positional parameter orders and parameter names. Each shim d
 and warns with the new spelling; where a shim computes, it is compared numerically with the new spelling or with
 transformers' official classes."""
 
+import dataclasses
 import functools
 import importlib
 import inspect
@@ -15,6 +16,7 @@ import pytest
 import torch
 import transformers
 from PIL import Image
+from safetensors.torch import load_file
 from transformers.models.perceiver.modeling_perceiver import PerceiverLayer
 
 from perceiver.model.core import (
@@ -802,3 +804,53 @@ def test_script_cli_instantiates_a_given_data_module_class_as_0_11(monkeypatch, 
     # 0.11's name of the backend model
     with pytest.warns(DeprecationWarning, match=r"LitImageClassifier.model is deprecated.*backend_model"):
         assert cli.model.model is cli.model.backend_model
+
+
+# ---- 0.11's conversion of Lightning checkpoints in memory, config helpers ----
+
+
+@pytest.mark.parametrize(
+    "name,model_class",
+    [
+        ("mlm", "perceiver.model.text.mlm:PerceiverMaskedLanguageModel"),
+        ("txt_clf", "perceiver.model.text.classifier:PerceiverTextClassifier"),
+        ("clm", "perceiver.model.text.clm:PerceiverCausalLanguageModel"),
+        ("img_clf", "perceiver.model.vision.image_classifier:PerceiverImageClassifier"),
+    ],
+)
+def test_from_checkpoint_of_0_11(fixtures_dir, tmp_path, name, model_class):
+    from tests.test_compat_0_11_checkpoint import _outputs, write_legacy_checkpoint
+
+    module_name, class_name = model_class.split(":")
+    model_class = getattr(importlib.import_module(module_name), class_name)
+    path = write_legacy_checkpoint(fixtures_dir, name, tmp_path / f"{name}.ckpt")
+    with pytest.warns(DeprecationWarning, match=f"{class_name}.from_checkpoint is deprecated"):
+        model = model_class.from_checkpoint(str(path))
+    assert type(model) is model_class and not model.training
+    expected = load_file(fixtures_dir / name / "expected.safetensors")
+    assert (_outputs(model, name, expected, fixtures_dir) - expected["logits"]).abs().max() <= 1e-4
+
+
+def test_from_checkpoint_without_lightning_wrapper():
+    with pytest.warns(DeprecationWarning), pytest.raises(TypeError, match="OpticalFlowPerceiver has no Lightning"):
+        of.OpticalFlowPerceiver.from_checkpoint("flow.ckpt")
+
+
+def test_config_helpers_of_0_11():
+    from perceiver.model.core import CausalSequenceModelConfig, PerceiverARConfig
+
+    config = CausalSequenceModelConfig.create(vocab_size=100, num_heads=2, lr=1e-3, params=None)  # hparams of 0.11
+    assert (config.vocab_size, config.num_heads, config.max_seq_len) == (100, 2, 4096)
+    base = config.base_kwargs()
+    assert set(base) == {f.name for f in dataclasses.fields(PerceiverARConfig)} and base["num_heads"] == 2
+    assert "num_heads" not in config.base_kwargs(exclude=("num_heads",))
+
+    adapter = tiny_adapter()
+    shared = PerceiverEncoder(
+        adapter, 4, 16, EncoderConfig(num_self_attention_blocks=2, num_self_attention_layers_per_block=1)
+    )
+    assert not shared.extra_self_attention_block and not shared.extra_cross_attention_layer
+    own = PerceiverEncoder(adapter, 4, 16, EncoderConfig(num_cross_attention_layers=2, num_self_attention_blocks=2,
+                                                         first_self_attention_block_shared=False,
+                                                         num_self_attention_layers_per_block=1))  # fmt: skip
+    assert own.extra_self_attention_block and own.extra_cross_attention_layer

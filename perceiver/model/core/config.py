@@ -175,6 +175,10 @@ class PerceiverARConfig:
     def __post_init__(self):
         validate_config(self)
 
+    def base_kwargs(self, exclude: Tuple[str, ...] = ()) -> Dict[str, Any]:
+        """The `PerceiverARConfig` fields of this config (perceiver-io 0.11 passed them to `PerceiverAR`)."""
+        return _base_kwargs(self, PerceiverARConfig, exclude)
+
 
 def _base_kwargs(config: Any, base_class: type, exclude: Tuple[str, ...]) -> Dict[str, Any]:
     names = {f.name for f in dataclasses.fields(base_class)} - set(exclude)

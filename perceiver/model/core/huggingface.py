@@ -1,8 +1,10 @@
 """Shared base classes of the 🤗 wrappers: a config holding the backend config dict, a model holding the backend."""
 
 import contextlib
+import importlib
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Dict, Iterator, Optional, Sequence, Type, Union
 
@@ -75,6 +77,20 @@ class PerceiverBackendModel(PreTrainedModel):
 
     def _init_weights(self, module: nn.Module) -> None:
         pass
+
+    @classmethod
+    def from_checkpoint(cls, ckpt_path: Union[str, os.PathLike]) -> "PerceiverBackendModel":
+        """perceiver-io 0.11's in-memory conversion of a Lightning checkpoint of this task (local path or URL, read
+        safely; 0.11's too) into this 🤗 model. Deprecated: `convert_checkpoint` of the task saves it, with its
+        tokenizer or image processor, and `from_pretrained` loads it."""
+        warnings.warn(
+            f"{cls.__name__}.from_checkpoint is deprecated (perceiver-io 0.11), use convert_checkpoint(save_dir, "
+            f"ckpt_path) of the task and {cls.__name__}.from_pretrained(save_dir)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        lit_model = _lit_model_class(cls).load_checkpoint(ckpt_path, params=None)
+        return cls(cls.config_class(lit_model.backend_config), backend_model=lit_model.backend_model).eval()
 
     @classmethod
     def from_pretrained(cls, *args, **kwargs):
@@ -282,6 +298,25 @@ def convert_lightning_checkpoint(
         if preprocessor is not None:
             preprocessor.save_pretrained(tmp_dir)
     return model
+
+
+def _lit_model_class(model_class: Type[PerceiverBackendModel]) -> type:
+    """The Lightning wrapper of the same backend model as 🤗 wrapper `model_class`, found in the `lightning` module
+    of its task package."""
+    from perceiver.model.core.lightning import LitModel
+
+    package = model_class.__module__.rsplit(".", 1)[0]
+    with contextlib.suppress(ModuleNotFoundError):
+        importlib.import_module(f"{package}.lightning")
+    pending, found = list(LitModel.__subclasses__()), []
+    while pending:
+        lit_class = pending.pop(0)
+        pending.extend(lit_class.__subclasses__())
+        if getattr(lit_class, "backend_model_class", None) is model_class.backend_model_class:
+            found.append(lit_class)
+    if not found:
+        raise TypeError(f"{model_class.__name__} has no Lightning wrapper, so no Lightning checkpoints to convert")
+    return found[0]
 
 
 def special_token_ids(tokenizer: Any) -> Dict[str, int]:

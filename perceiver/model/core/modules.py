@@ -188,6 +188,16 @@ class PerceiverEncoder(nn.Module):
         if config.freeze:
             freeze(self)
 
+    @property
+    def extra_cross_attention_layer(self) -> bool:
+        """Whether cross-attention layers after the first have their own weights (`cross_attn_n`)."""
+        return hasattr(self, "cross_attn_n")
+
+    @property
+    def extra_self_attention_block(self) -> bool:
+        """Whether self-attention blocks after the first have their own weights (`self_attn_n`)."""
+        return hasattr(self, "self_attn_n")
+
     def forward(self, x: torch.Tensor, pad_mask: Optional[torch.Tensor] = None, return_adapted_input: bool = False):
         """Encodes task input `x` into latents `(b, num_latents, num_latent_channels)`.
 

@@ -8,7 +8,7 @@ state dicts load unchanged.
 import dataclasses
 import warnings
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import torch
 import torch.nn as nn
@@ -225,6 +225,13 @@ class CausalSequenceModelConfig(PerceiverARConfig):
     output_bias: bool = True
     abs_pos_emb: bool = True
     init_scale: float = 0.02
+
+    @classmethod
+    def create(cls, **kwargs: Any) -> "CausalSequenceModelConfig":
+        """The config of the fields among `kwargs`; other keys are ignored (perceiver-io 0.11 built configs from a
+        Lightning module's hyperparameters this way)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{name: value for name, value in kwargs.items() if name in names})
 
 
 @dataclass
