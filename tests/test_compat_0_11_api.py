@@ -854,3 +854,18 @@ def test_config_helpers_of_0_11():
                                                          first_self_attention_block_shared=False,
                                                          num_self_attention_layers_per_block=1))  # fmt: skip
     assert own.extra_self_attention_block and own.extra_cross_attention_layer
+
+
+def test_lit_causal_language_model_to_hgf_model_of_0_11():
+    from perceiver.model.text.clm import LitCausalLanguageModel, PerceiverCausalLanguageModel
+
+    torch.manual_seed(0)
+    lit_model = LitCausalLanguageModel(vocab_size=32, max_seq_len=12, max_latents=4, num_channels=16, num_heads=2,
+                                       num_self_attention_layers=1).eval()  # fmt: skip
+    with pytest.warns(DeprecationWarning, match="to_hgf_model is deprecated"):
+        model = lit_model.to_hgf_model()
+    assert isinstance(model, PerceiverCausalLanguageModel) and model.backend_model is lit_model.backend_model
+    x = torch.randint(0, 32, (2, 12))
+    with torch.no_grad():
+        expected = lit_model.backend_model(x, prefix_len=8).logits
+        assert torch.equal(model.eval()(input_ids=x, prefix_len=8).logits, expected)

@@ -1,6 +1,7 @@
 """Lightning wrapper of the Perceiver AR causal language model (and base of other Perceiver AR wrappers)."""
 
 import logging
+import warnings
 from typing import Any, Dict, Optional
 
 import torch
@@ -184,3 +185,21 @@ class LitCausalLanguageModel(LitCausalSequenceModel):
 
     backend_config_class = CausalLanguageModelConfig
     backend_model_class = CausalLanguageModel
+
+    def to_hgf_model(self):
+        """perceiver-io 0.11's 🤗 view of this model: a `PerceiverCausalLanguageModel` sharing its backend model.
+        Deprecated: `convert_checkpoint` saves a checkpoint as a 🤗 model with its tokenizer."""
+        from perceiver.model.text.clm.huggingface import (
+            PerceiverCausalLanguageModel,
+            PerceiverCausalLanguageModelConfig,
+        )
+
+        warnings.warn(
+            "LitCausalLanguageModel.to_hgf_model is deprecated (perceiver-io 0.11), use "
+            "PerceiverCausalLanguageModel(PerceiverCausalLanguageModelConfig(lit_model.backend_config), "
+            "backend_model=lit_model.backend_model) or perceiver.model.text.clm.convert_checkpoint",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        config = PerceiverCausalLanguageModelConfig(self.backend_config)
+        return PerceiverCausalLanguageModel(config, backend_model=self.backend_model)
