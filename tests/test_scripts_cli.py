@@ -51,7 +51,8 @@ def test_constant_with_warmup(warmup_steps):
     "warmup_steps,training_steps,min_fraction,num_cycles", [(0, 5, 0.0, 0.5), (1, 5, 0.2, 0.5), (3, 10, 0.1, 1.0)]
 )
 def test_cosine_with_warmup(warmup_steps, training_steps, min_fraction, num_cycles):
-    scheduler = CosineWithWarmupLR(optimizer(), warmup_steps, training_steps, min_fraction, num_cycles)
+    kwargs = dict(warmup_steps=warmup_steps, training_steps=training_steps, min_fraction=min_fraction)
+    scheduler = CosineWithWarmupLR(optimizer(), num_cycles=num_cycles, **kwargs)
     expected = [reference_factor(s, warmup_steps, training_steps, min_fraction, num_cycles) for s in range(12)]
     assert lrs(scheduler, 12) == pytest.approx(expected, abs=1e-12)
 

@@ -510,7 +510,8 @@ class SplitDataModule(pl.LightningDataModule):
         return self._pass_counter
 
     def train_dataloader(self) -> DataLoader:
-        loader = self._dataloader(self.ds_train, shuffle=True, train=True)
+        # `shuffle=False` only where a data module has that option (perceiver-io 0.11's MNIST module)
+        loader = self._dataloader(self.ds_train, shuffle=self.hparams.get("shuffle", True), train=True)
         resume, self._resume_state = getattr(self, "_resume_state", None), None
         if resume is not None and isinstance(loader.sampler, EpochSampler):
             epoch, done = resume["epoch"], resume["batches_done"]

@@ -31,6 +31,10 @@ class PerceiverImageClassifierInputProcessor(PerceiverImageProcessorPil):
     channels_last = True
     single_channel = False
 
+    def __init__(self, channels_last: bool = True, single_channel: bool = False, **kwargs: Any):
+        # explicit parameters in perceiver-io 0.11's positional order
+        super().__init__(channels_last=channels_last, single_channel=single_channel, **kwargs)
+
     def preprocess(self, images: Any, *args: Any, **kwargs: Any) -> BatchFeature:
         """As transformers' `preprocess`; `channels_last` and `single_channel` override this processor's settings."""
         channels_last = kwargs.pop("channels_last", None)

@@ -79,28 +79,51 @@ class CLI(LightningCLI):
     def __init__(
         self,
         model_class: Type[LightningModule],
-        datamodule_class: Type[LightningDataModule],
+        datamodule_class: Optional[Type[LightningDataModule]] = None,
         args: Optional[Sequence[str]] = None,
         run: bool = True,
+        **cli_kwargs: Any,
     ):
-        """:param datamodule_class: base class of the data modules the script takes (`--data=<subclass>`).
-        :param args: command line arguments (default: `sys.argv[1:]`). :param run: run the subcommand."""
-        super().__init__(
-            model_class,
-            datamodule_class,
-            subclass_mode_data=True,
-            save_config_kwargs={"overwrite": True},
-            trainer_defaults={
+        """:param datamodule_class: base class of the data modules the script takes (`--data=<subclass>`; default:
+        any `LightningDataModule`). A class that is no base of the script's `data_default` is used as it is, with
+        `--data.*` its arguments (perceiver-io 0.11's behaviour). :param args: command line arguments (default:
+        `sys.argv[1:]`). :param run: run the subcommand. :param cli_kwargs: further `LightningCLI` arguments
+        (perceiver-io 0.11 passed them on), overriding this CLI's.
+
+        perceiver-io 0.11's positional call `CLI(model_class, run)` still works, with a DeprecationWarning."""
+        if isinstance(datamodule_class, bool):
+            warnings.warn(
+                f"{type(self).__name__}(model_class, run) is deprecated (perceiver-io 0.11's order), use "
+                f"{type(self).__name__}(model_class, run=run)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            if args is not None:
+                raise TypeError(f"{type(self).__name__}() got run={datamodule_class!r} positionally and args")
+            datamodule_class, run = None, datamodule_class
+        # 0.11 instantiated the data module class it was given (`--data.*` are its arguments); the scripts here give
+        # a base class and select a subclass with `--data=...` (default: `data_default`)
+        self._select_data = datamodule_class is None or _is_base_of_default(datamodule_class, self.data_default)
+        cli_kwargs = {
+            "subclass_mode_data": self._select_data,
+            "save_config_kwargs": {"overwrite": True},
+            "trainer_defaults": {
                 "logger": [
                     {"class_path": "lightning.pytorch.loggers.TensorBoardLogger", "init_args": self._log_dir()},
                     {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": self._log_dir()},
                 ],
             },
-            seed_everything_default=0,
-            auto_configure_optimizers=True,
-            parser_kwargs={"description": type(self).__doc__},
+            "seed_everything_default": 0,
+            "auto_configure_optimizers": True,
+            "parser_kwargs": {"description": type(self).__doc__},
+            **cli_kwargs,
+        }
+        super().__init__(
+            model_class,
+            datamodule_class or LightningDataModule,
             args=self._with_default_data(sys.argv[1:] if args is None else list(args)),
             run=run,
+            **cli_kwargs,
         )
 
     def _with_default_data(self, args: List[str]) -> List[str]:
@@ -108,7 +131,7 @@ class CLI(LightningCLI):
         file selects a data module. (A parser default would not do: jsonargparse carries the default class's
         arguments, e.g. its hub `source`, over to a data module selected with `--data=...`.)"""
         subcommand = next((i for i, a in enumerate(args) if a in self.subcommands()), None)
-        if self.data_default is None or subcommand is None:
+        if self.data_default is None or subcommand is None or not self._select_data:
             return args
         if any(a == "--data" or a.startswith("--data=") for a in args):
             return args
@@ -147,7 +170,7 @@ class CLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         try:
-            _check_data_paths(config.data)
+            _check_data_paths(config.get("data"))
         except (FileNotFoundError, ValueError) as e:
             # a missing data or tokenizer path fails here, before anything is loaded or built
             _fail(str(e))
@@ -273,7 +296,7 @@ class CLI(LightningCLI):
     def configure_optimizers(lightning_module, optimizer, lr_scheduler=None) -> Any:
         if lr_scheduler is None:
             return optimizer
-        if isinstance(lr_scheduler, CosineWithWarmupLR) and lr_scheduler.training_steps is None:
+        if isinstance(lr_scheduler, CosineWithWarmupLR) and lr_scheduler.length_unset:
             lr_scheduler.training_steps = int(lightning_module.trainer.estimated_stepping_batches)
         if isinstance(lr_scheduler, WarmupLR):
             return {"optimizer": optimizer, "lr_scheduler": {"scheduler": lr_scheduler, "interval": "step"}}
@@ -409,6 +432,14 @@ def _fail(message: str) -> None:
     """Exits with a one-line error (no traceback), as for other invalid arguments."""
     print(f"error: {message}", file=sys.stderr)
     sys.exit(2)
+
+
+def _is_base_of_default(datamodule_class: type, data_default: Optional[str]) -> bool:
+    """Whether `datamodule_class` is a base class of the data module class `data_default` (a class path)."""
+    if data_default is None:
+        return False
+    module_name, class_name = data_default.rsplit(".", 1)
+    return issubclass(getattr(importlib.import_module(module_name), class_name), datamodule_class)
 
 
 def _config_selects_data(path: str) -> bool:

@@ -74,34 +74,42 @@ class CosineWithWarmupLR(WarmupLR):
     """Linear warmup from 0 over `warmup_steps`, then cosine decay to `min_fraction` of the learning rate at
     `training_steps` (transformers' `get_cosine_with_min_lr_schedule_with_warmup`).
 
+    :param training_steps: total optimizer steps. Unset (0, perceiver-io 0.11's default, None or negative, like
+        the trainer's `max_steps=-1`): the trainer's estimate (its `max_steps`, or epochs times batches per epoch),
+        filled in by the CLI before training starts.
     :param warmup_steps: number of optimizer steps of the linear warmup.
-    :param training_steps: total optimizer steps. Default (None): the trainer's estimate (its `max_steps`, or
-        epochs times batches per epoch), filled in by the CLI before training starts.
-    :param min_fraction: learning rate at the end of the decay, as a fraction of the optimizer's.
     :param num_cycles: number of cosine periods over the decay (0.5: from the maximum to the minimum once).
+    :param min_fraction: learning rate at the end of the decay, as a fraction of the optimizer's.
+
+    Parameters are in perceiver-io 0.11's order.
     """
 
     def __init__(
         self,
         optimizer: Optimizer,
+        training_steps: Optional[int] = 0,
         warmup_steps: int = 0,
-        training_steps: Optional[int] = None,
-        min_fraction: float = 0.0,
         num_cycles: float = 0.5,
+        min_fraction: float = 0.0,
         last_epoch: int = -1,
         verbose: bool = False,
     ):
         if not 0.0 <= min_fraction <= 1.0:
             raise ValueError(f"min_fraction={min_fraction} must be in [0, 1]")
-        if training_steps is not None and training_steps <= warmup_steps:
+        if training_steps is not None and 0 < training_steps <= warmup_steps:
             raise ValueError(f"training_steps={training_steps} must be greater than warmup_steps={warmup_steps}")
         self.training_steps = training_steps
         self.min_fraction = min_fraction
         self.num_cycles = num_cycles
         super().__init__(optimizer, warmup_steps, last_epoch)
 
+    @property
+    def length_unset(self) -> bool:
+        """Whether `training_steps` is still to be filled in from the trainer."""
+        return self.training_steps is None or self.training_steps <= 0
+
     def factor(self, step: int) -> float:
-        if self.training_steps is None:
+        if self.length_unset:
             if step == 0:  # at construction, before the CLI sets the length: the schedule's start
                 return 0.0 if self.warmup_steps else 1.0
             raise ValueError("training_steps of CosineWithWarmupLR is not set (the CLI sets it from the trainer)")

@@ -5,6 +5,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import datasets
 import torch
 
+from perceiver._compat import deprecated_aliases
 from perceiver.data.common import DEFAULT_DATASET_DIR, SplitDataModule, check_source, load_source, split_off
 from perceiver.processing.image import PerceiverImageClassifierInputProcessor
 
@@ -151,3 +152,13 @@ def kornia_augmentation():
     except ImportError as e:
         raise ImportError("augment=True needs kornia: pip install kornia") from e
     return kornia.augmentation
+
+
+# perceiver-io 0.11's helpers of this module (now in `perceiver.data.vision.preprocessor`)
+__getattr__ = deprecated_aliases(
+    __name__,
+    {
+        name: (f"perceiver.data.vision.preprocessor.{name}", f"perceiver.data.vision.preprocessor:{name}")
+        for name in ("ImagePreprocessor", "lift_transform", "channels_to_last")
+    },
+)

@@ -4,6 +4,7 @@ from typing import Optional, Tuple
 
 import datasets
 
+from perceiver._compat import deprecated_aliases
 from perceiver.data.vision.common import ImageDataModule, kornia_augmentation
 from perceiver.processing.image import PerceiverImageClassifierInputProcessor
 
@@ -59,3 +60,19 @@ class ImageNetDataModule(ImageDataModule):
         splits = super().load_splits()
         splits["test"] = splits["valid"]
         return splits
+
+
+# perceiver-io 0.11's preprocessing names of this module (now in `perceiver.data.vision.preprocessor`)
+__getattr__ = deprecated_aliases(
+    __name__,
+    {
+        "ImageNetPreprocessor": (
+            "perceiver.data.vision.ImageNetPreprocessor",
+            "perceiver.data.vision:ImageNetPreprocessor",
+        ),
+        "imagenet_valid_transform": (
+            "ImageNetDataModule().image_processor",
+            "perceiver.data.vision.preprocessor:imagenet_valid_transform",
+        ),
+    },
+)

@@ -4,14 +4,22 @@ Module structure and names follow perceiver-io 0.11, so that its saved state dic
 `[attention (in a Residual unless disabled), Residual(MLP)]`, an MLP is `[LayerNorm, Linear, GELU, Linear]`.
 """
 
-from typing import Dict, List, Optional, Tuple
+import warnings
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from perceiver.model.core.position import RotaryPositionEmbedding
-from perceiver.model.core.utils import ActivationCheckpointing, check_divisible, checkpointing_from, maybe_checkpoint
+from perceiver._compat import positional_0_11
+from perceiver.model.core.position import RotaryPositionEmbedding, _rotate_pairs
+from perceiver.model.core.utils import (
+    ActivationCheckpointing,
+    ModuleOutput,
+    check_divisible,
+    checkpointing_from,
+    maybe_checkpoint,
+)
 
 
 class KVCache:
@@ -26,6 +34,9 @@ class KVCache:
     `keys` `(b, n, num_qk_channels)` and `values` `(b, n, num_v_channels)` are copies in perceiver-io 0.11's layout,
     and `k, v = cache` unpacks them as 0.11's `(k, v)` tuples did. `position` counts all positions ever appended.
     """
+
+    # set on the caches of perceiver-io 0.11's cache protocol (see `CausalSequenceModel.forward`)
+    protocol_0_11: bool = False
 
     def __init__(self, keys: torch.Tensor, values: torch.Tensor, capacity: Optional[int] = None):
         """:param keys: initial keys `(b, n, c)` (or per head `(b, h, n, c)`), usually with `n == 0`.
@@ -136,6 +147,46 @@ class KVCache:
         self._v = self._v.repeat_interleave(repeats, dim=0)
         if self.position_shift is not None:
             self.position_shift = self.position_shift.repeat_interleave(repeats, dim=0)
+
+
+def _warn_cache_0_11() -> None:
+    warnings.warn(
+        "kv_cache as a list of (keys, values) tuples (perceiver-io 0.11's protocol) is deprecated: pass KVCache "
+        "objects (MultiHeadAttention.empty_kv_cache), which attention layers extend in place",
+        DeprecationWarning,
+        stacklevel=4,
+    )
+
+
+def _rotate_span(
+    keys: torch.Tensor, rot_pos_emb: Optional[RotaryPositionEmbedding], total: int, inverse: bool = False
+) -> torch.Tensor:
+    """Keys per head `(b, h, n, c)` at the first `n` of `total` positions rotated by `rot_pos_emb` (whose table,
+    right-aligned, ends with the `total` positions), or rotated back with `inverse`."""
+    if rot_pos_emb is None or keys.shape[-2] == 0:
+        return keys
+    start = rot_pos_emb.cos.shape[-2] - total if rot_pos_emb.right_align else 0
+    window = slice(start, start + keys.shape[-2])
+    cos = rot_pos_emb.cos[..., window, :].to(keys.dtype)
+    sin = rot_pos_emb.sin[..., window, :].to(keys.dtype)
+    k_rot, k_pass = keys[..., : rot_pos_emb.rotate_dim], keys[..., rot_pos_emb.rotate_dim :]
+    k_rot = k_rot * cos + _rotate_pairs(k_rot) * (-sin if inverse else sin)
+    return torch.cat((k_rot, k_pass), dim=-1)
+
+
+def _cache_from_0_11(
+    cache: Tuple[torch.Tensor, torch.Tensor], num_heads: int, rot_pos_emb: Optional[RotaryPositionEmbedding], total: int
+) -> KVCache:
+    """A `KVCache` of perceiver-io 0.11's `(keys, values)` `(b, n, channels)`, whose keys were cached before rotary
+    embedding (this library caches rotated keys). `total`: cached plus new positions of the call."""
+    keys, values = cache
+    return KVCache(_rotate_span(_per_head(keys, num_heads), rot_pos_emb, total), _per_head(values, num_heads))
+
+
+def _cache_to_0_11(cache: KVCache, rot_pos_emb: Optional[RotaryPositionEmbedding]) -> Tuple[torch.Tensor, torch.Tensor]:
+    """perceiver-io 0.11's `(keys, values)` `(b, n, channels)` of a cache, keys without rotary embedding."""
+    keys = _rotate_span(cache.head_keys, rot_pos_emb, cache.seq_len, inverse=True)
+    return keys.transpose(1, 2).flatten(2), cache.values
 
 
 def _concat(*linears: nn.Linear) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
@@ -315,20 +366,90 @@ class MultiHeadAttention(nn.Module):
         return mask, False
 
 
+# perceiver-io 0.11's positional parameter order of `CrossAttention` and `SelfAttention` (`num_heads` first)
+_ATTENTION_ARGS_0_11 = (
+    "num_qk_channels",
+    "num_v_channels",
+    "max_heads_parallel",
+    "causal_attention",
+    "dropout",
+    "qkv_bias",
+    "out_bias",
+)
+_CROSS_ATTENTION_0_11 = ("num_heads", "num_q_input_channels", "num_kv_input_channels", *_ATTENTION_ARGS_0_11)
+_SELF_ATTENTION_0_11 = ("num_heads", "num_channels", *_ATTENTION_ARGS_0_11)
+_ATTENTION_DEFAULTS = dict(
+    num_heads=None,
+    num_qk_channels=None,
+    num_v_channels=None,
+    max_heads_parallel=None,
+    causal_attention=False,
+    dropout=0.0,
+    qkv_bias=True,
+    out_bias=True,
+)
+
+
+def _attention_kwargs(
+    name: str, names_0_11: Tuple[str, ...], args: tuple, args_0_11: tuple, attention_kwargs: Dict[str, Any]
+) -> Dict[str, Any]:
+    """The keyword arguments of a `CrossAttention`/`SelfAttention` call: `args` are its leading positional
+    arguments. More positional arguments (`args_0_11`) mean perceiver-io 0.11's order, `num_heads` first."""
+    if not args_0_11:
+        if attention_kwargs["num_heads"] is None:
+            raise TypeError(f"{name}() missing required keyword argument 'num_heads'")
+        return {**dict(zip(names_0_11[1:], args)), **attention_kwargs}
+    # keyword arguments given along with 0.11's positional ones (those left at their default cannot be told apart)
+    given = {k: v for k, v in attention_kwargs.items() if v != _ATTENTION_DEFAULTS[k]}
+    keywords = ", ".join(f"{n}=..." for n in names_0_11[: len(args) + len(args_0_11)])
+    bound = positional_0_11(name, names_0_11, (*args, *args_0_11), given, f"{name}({keywords})")
+    return {**attention_kwargs, **bound}
+
+
 class CrossAttention(nn.Module):
     """Pre-layer-norm cross-attention of queries `x_q` to keys/values `x_kv`.
 
     With `x_kv_prefix` instead of `x_kv`, keys/values are the prefix followed by the (normalized) queries themselves
-    (Perceiver AR).
+    (Perceiver AR). Attention arguments as in `MultiHeadAttention` (keyword-only). perceiver-io 0.11's positional
+    order, `CrossAttention(num_heads, num_q_input_channels, num_kv_input_channels, ...)`, still works (with a
+    DeprecationWarning) when it passes at least these three positionally.
     """
 
-    def __init__(self, num_q_input_channels: int, num_kv_input_channels: int, **attention_kwargs):
+    def __init__(
+        self,
+        num_q_input_channels: int,
+        num_kv_input_channels: int,
+        *args_0_11: Any,
+        num_heads: Optional[int] = None,
+        num_qk_channels: Optional[int] = None,
+        num_v_channels: Optional[int] = None,
+        num_output_channels: Optional[int] = None,
+        max_heads_parallel: Optional[int] = None,
+        causal_attention: bool = False,
+        dropout: float = 0.0,
+        qkv_bias: bool = True,
+        out_bias: bool = True,
+    ):
         super().__init__()
-        self.q_norm = nn.LayerNorm(num_q_input_channels)
-        self.kv_norm = nn.LayerNorm(num_kv_input_channels)
-        self.attention = MultiHeadAttention(
-            num_q_input_channels=num_q_input_channels, num_kv_input_channels=num_kv_input_channels, **attention_kwargs
+        kwargs = _attention_kwargs(
+            "CrossAttention",
+            _CROSS_ATTENTION_0_11,
+            (num_q_input_channels, num_kv_input_channels),
+            args_0_11,
+            dict(
+                num_heads=num_heads,
+                num_qk_channels=num_qk_channels,
+                num_v_channels=num_v_channels,
+                max_heads_parallel=max_heads_parallel,
+                causal_attention=causal_attention,
+                dropout=dropout,
+                qkv_bias=qkv_bias,
+                out_bias=out_bias,
+            ),
         )
+        self.q_norm = nn.LayerNorm(kwargs["num_q_input_channels"])
+        self.kv_norm = nn.LayerNorm(kwargs["num_kv_input_channels"])
+        self.attention = MultiHeadAttention(num_output_channels=num_output_channels, **kwargs)
 
     def forward(
         self,
@@ -349,13 +470,44 @@ class CrossAttention(nn.Module):
 
 
 class SelfAttention(nn.Module):
-    """Pre-layer-norm self-attention."""
+    """Pre-layer-norm self-attention. Attention arguments as in `MultiHeadAttention` (keyword-only).
+    perceiver-io 0.11's positional order, `SelfAttention(num_heads, num_channels, ...)`, still works (with a
+    DeprecationWarning)."""
 
-    def __init__(self, num_channels: int, **attention_kwargs):
+    def __init__(
+        self,
+        num_channels: int,
+        *args_0_11: Any,
+        num_heads: Optional[int] = None,
+        num_qk_channels: Optional[int] = None,
+        num_v_channels: Optional[int] = None,
+        max_heads_parallel: Optional[int] = None,
+        causal_attention: bool = False,
+        dropout: float = 0.0,
+        qkv_bias: bool = True,
+        out_bias: bool = True,
+    ):
         super().__init__()
+        kwargs = _attention_kwargs(
+            "SelfAttention",
+            _SELF_ATTENTION_0_11,
+            (num_channels,),
+            args_0_11,
+            dict(
+                num_heads=num_heads,
+                num_qk_channels=num_qk_channels,
+                num_v_channels=num_v_channels,
+                max_heads_parallel=max_heads_parallel,
+                causal_attention=causal_attention,
+                dropout=dropout,
+                qkv_bias=qkv_bias,
+                out_bias=out_bias,
+            ),
+        )
+        num_channels = kwargs.pop("num_channels")
         self.norm = nn.LayerNorm(num_channels)
         self.attention = MultiHeadAttention(
-            num_q_input_channels=num_channels, num_kv_input_channels=num_channels, **attention_kwargs
+            num_q_input_channels=num_channels, num_kv_input_channels=num_channels, **kwargs
         )
 
     def forward(
@@ -402,13 +554,36 @@ class AttentionLayer(nn.Sequential):
         attention = self[0]
         return (attention.module if isinstance(attention, Residual) else attention).attention
 
-    def empty_kv_cache(self, x: torch.Tensor, capacity: Optional[int] = None) -> KVCache:
-        """An empty cache for a batch like `x` `(b, ...)`: its batch size, device and dtype (perceiver-io 0.11)."""
-        return self.attention.empty_kv_cache(x.shape[0], capacity, device=x.device, dtype=x.dtype)
+    def empty_kv_cache(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """perceiver-io 0.11's empty cache for a batch like `x` `(b, ...)`: `(keys, values)` of shape `(b, 0,
+        channels)` with its device and dtype. Passed as `kv_cache`, the layer returns 0.11's output (see `forward`).
+        This library's caches are `self.attention.empty_kv_cache(batch_size)`."""
+        attention = self.attention
+        keys = x.new_empty(x.shape[0], 0, attention.num_qk_channels)
+        return keys, x.new_empty(x.shape[0], 0, attention.num_v_channels)
 
-    def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *args, **kwargs):
+        """The layer's output `(b, n, c)`. With a `kv_cache` (keyword) of `(keys, values)` tensors `(b, n, channels)`
+        (perceiver-io 0.11's cache protocol, deprecated), the cache is not changed and the output is 0.11's
+        `ModuleOutput(last_hidden_state, kv_cache)` with the extended `(keys, values)`."""
+        cache_0_11 = kwargs.get("kv_cache")
+        if isinstance(cache_0_11, tuple):
+            _warn_cache_0_11()
+            rot_pos_emb = self._rot_pos_emb_k(args, kwargs)
+            total = cache_0_11[0].shape[1] + self._num_new_kv(x, args, kwargs)
+            kwargs["kv_cache"] = cache = _cache_from_0_11(cache_0_11, self.attention.num_heads, rot_pos_emb, total)
+            output = self.forward(x, *args, **kwargs)
+            return ModuleOutput(last_hidden_state=output, kv_cache=_cache_to_0_11(cache, rot_pos_emb))
         attention, mlp = self
         return mlp(attention(x, *args, **kwargs))
+
+    def _num_new_kv(self, x: torch.Tensor, args: tuple, kwargs: dict) -> int:
+        """Number of key/value positions that a call with these arguments adds to the cache."""
+        raise NotImplementedError
+
+    def _rot_pos_emb_k(self, args: tuple, kwargs: dict) -> Optional[RotaryPositionEmbedding]:
+        """The rotary embedding of the keys of a call with these arguments."""
+        raise NotImplementedError
 
 
 class CrossAttentionLayer(AttentionLayer):
@@ -448,6 +623,15 @@ class CrossAttentionLayer(AttentionLayer):
             Residual(MLP(num_q_input_channels, widening_factor, bias=mlp_bias), residual_dropout),
         )
 
+    def _num_new_kv(self, x: torch.Tensor, args: tuple, kwargs: dict) -> int:
+        # CrossAttention.forward(x_q, x_kv, x_kv_prefix, pad_mask, rot_pos_emb_q, rot_pos_emb_k, kv_cache)
+        x_kv = args[0] if len(args) > 0 else kwargs.get("x_kv")
+        x_kv_prefix = args[1] if len(args) > 1 else kwargs.get("x_kv_prefix")
+        return x_kv.shape[1] if x_kv is not None else x_kv_prefix.shape[1] + x.shape[1]
+
+    def _rot_pos_emb_k(self, args: tuple, kwargs: dict) -> Optional[RotaryPositionEmbedding]:
+        return args[4] if len(args) > 4 else kwargs.get("rot_pos_emb_k")
+
 
 class SelfAttentionLayer(AttentionLayer):
     """Self-attention followed by an MLP, each with a residual connection."""
@@ -483,6 +667,13 @@ class SelfAttentionLayer(AttentionLayer):
             Residual(MLP(num_channels, widening_factor, bias=mlp_bias), residual_dropout),
         )
 
+    def _num_new_kv(self, x: torch.Tensor, args: tuple, kwargs: dict) -> int:
+        return x.shape[1]
+
+    def _rot_pos_emb_k(self, args: tuple, kwargs: dict) -> Optional[RotaryPositionEmbedding]:
+        # SelfAttention.forward(x, pad_mask, rot_pos_emb, kv_cache)
+        return args[1] if len(args) > 1 else kwargs.get("rot_pos_emb")
+
 
 class SelfAttentionBlock(nn.Sequential):
     """A stack of `num_layers` self-attention layers; rotary embedding on the first `num_rotary_layers` (-1: all).
@@ -495,17 +686,42 @@ class SelfAttentionBlock(nn.Sequential):
         num_layers: int,
         num_heads: int,
         num_channels: int,
+        num_qk_channels: Optional[int] = None,
+        num_v_channels: Optional[int] = None,
         num_rotary_layers: int = 1,
+        max_heads_parallel: Optional[int] = None,
+        causal_attention: bool = False,
+        widening_factor: int = 1,
+        dropout: float = 0.0,
+        residual_dropout: float = 0.0,
+        activation_checkpointing: Optional[bool] = None,
+        activation_offloading: Optional[bool] = None,
+        qkv_bias: bool = True,
+        out_bias: bool = True,
+        mlp_bias: bool = True,
+        *,
         checkpointing: Optional[ActivationCheckpointing] = None,
-        **layer_kwargs,
     ):
-        checkpointing = checkpointing_from(checkpointing, layer_kwargs, "SelfAttentionBlock")
-        super().__init__(
-            *[
-                SelfAttentionLayer(num_heads=num_heads, num_channels=num_channels, **layer_kwargs)
-                for _ in range(num_layers)
-            ]
+        # parameter order as in perceiver-io 0.11, whose activation_* flags `checkpointing` replaces
+        flags = dict(activation_checkpointing=activation_checkpointing, activation_offloading=activation_offloading)
+        checkpointing = checkpointing_from(
+            checkpointing, {k: v for k, v in flags.items() if v is not None}, "SelfAttentionBlock"
         )
+        layer_kwargs = dict(
+            num_heads=num_heads,
+            num_channels=num_channels,
+            num_qk_channels=num_qk_channels,
+            num_v_channels=num_v_channels,
+            max_heads_parallel=max_heads_parallel,
+            causal_attention=causal_attention,
+            widening_factor=widening_factor,
+            dropout=dropout,
+            residual_dropout=residual_dropout,
+            qkv_bias=qkv_bias,
+            out_bias=out_bias,
+            mlp_bias=mlp_bias,
+        )
+        super().__init__(*[SelfAttentionLayer(**layer_kwargs) for _ in range(num_layers)])
         self.num_rotary_layers = num_rotary_layers
         self.checkpointing = checkpointing
 
@@ -516,8 +732,25 @@ class SelfAttentionBlock(nn.Sequential):
         rot_pos_emb: Optional[RotaryPositionEmbedding] = None,
         kv_cache: Optional[List[KVCache]] = None,
     ) -> torch.Tensor:
+        """The block's output `(b, n, c)`; `kv_cache` holds one cache per layer, extended in place. perceiver-io
+        0.11's cache protocol (deprecated) also works: an empty list or a list of `(keys, values)` tuples, not
+        changed; the output is then 0.11's `ModuleOutput(last_hidden_state, kv_cache)` with the extended tuples."""
+        if kv_cache is not None and (len(kv_cache) == 0 or not isinstance(kv_cache[0], KVCache)):
+            _warn_cache_0_11()
+            rot_pos_embs = [rot_pos_emb if self._rotary(i) else None for i in range(len(self))]
+            if kv_cache:
+                total = kv_cache[0][0].shape[1] + x.shape[1]
+                caches = [
+                    _cache_from_0_11(cache, layer.attention.num_heads, rpe, total)
+                    for cache, layer, rpe in zip(kv_cache, self, rot_pos_embs)
+                ]
+            else:
+                caches = [layer.attention.empty_kv_cache(x.shape[0], device=x.device, dtype=x.dtype) for layer in self]
+            output = self.forward(x, pad_mask, rot_pos_emb, caches)
+            kv_cache = [_cache_to_0_11(cache, rpe) for cache, rpe in zip(caches, rot_pos_embs)]
+            return ModuleOutput(last_hidden_state=output, kv_cache=kv_cache)
         for i, layer in enumerate(self):
-            rotary = i < self.num_rotary_layers or self.num_rotary_layers == -1
+            rotary = self._rotary(i)
             x = maybe_checkpoint(
                 layer,
                 x,
@@ -527,3 +760,7 @@ class SelfAttentionBlock(nn.Sequential):
                 checkpointing=self.checkpointing,
             )
         return x
+
+    def _rotary(self, i: int) -> bool:
+        """Whether layer `i` uses the rotary position embedding."""
+        return i < self.num_rotary_layers or self.num_rotary_layers == -1

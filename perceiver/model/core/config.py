@@ -6,6 +6,8 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, Optional, Tuple, Type, TypeVar
 
+from perceiver._compat import deprecated_aliases
+
 C = TypeVar("C")
 
 
@@ -175,6 +177,10 @@ class PerceiverARConfig:
     def __post_init__(self):
         validate_config(self)
 
+    def base_kwargs(self, exclude: Tuple[str, ...] = ()) -> Dict[str, Any]:
+        """The `PerceiverARConfig` fields of this config (perceiver-io 0.11 passed them to `PerceiverAR`)."""
+        return _base_kwargs(self, PerceiverARConfig, exclude)
+
 
 def config_from_0_11_kwargs(
     config_class: Type[C], defaults: Dict[str, Any], kwargs: Dict[str, Any], module_name: str
@@ -307,3 +313,15 @@ def _type_matches(value: Any, tp: Any) -> bool:
 
 def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+# perceiver-io 0.11 defined the Perceiver AR config here
+__getattr__ = deprecated_aliases(
+    __name__,
+    {
+        "CausalSequenceModelConfig": (
+            "perceiver.model.core.CausalSequenceModelConfig",
+            "perceiver.model.core.perceiver_ar:CausalSequenceModelConfig",
+        )
+    },
+)

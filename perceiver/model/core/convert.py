@@ -134,10 +134,10 @@ def attention_shape(source: nn.Module) -> Dict[str, int]:
     }
 
 
-def copy_encoder_weights(source: nn.Module, target: nn.Module) -> None:
-    """Copies the latents and the attention layers of a transformers Perceiver model `source` into a
-    `PerceiverEncoder` built from `encoder_config_fields(source)` (its input adapter is the caller's)."""
-    src = source.perceiver
+def copy_encoder_weights(src: nn.Module, target: nn.Module) -> None:
+    """Copies the latents and the attention layers of a transformers `PerceiverModel` `src` (the `perceiver` of an
+    official model) into a `PerceiverEncoder` built from `encoder_config_fields` (its input adapter is the
+    caller's)."""
     _copy_param(src.embeddings.latents, target.latent_provider._query)
     copy_cross_attention_layer(src.encoder.cross_attention, target.cross_attn_1)
     for src_layer, dst_layer in zip(src.encoder.self_attends, target.self_attn_1, strict=True):

@@ -2,8 +2,10 @@
 
 import contextlib
 import dataclasses
+import importlib
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Dict, Iterator, Optional, Sequence, Type, Union
 
@@ -15,6 +17,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from perceiver._compat import deprecated_aliases
 from perceiver.model.core.config import config_from_dict, config_to_dict
 from perceiver.model.core.position import check_computed_buffers
 from perceiver.model.core.saving import GENERATED_CARD_MARK, AtomicSave
@@ -76,6 +79,20 @@ class PerceiverBackendModel(PreTrainedModel):
 
     def _init_weights(self, module: nn.Module) -> None:
         pass
+
+    @classmethod
+    def from_checkpoint(cls, ckpt_path: Union[str, os.PathLike]) -> "PerceiverBackendModel":
+        """perceiver-io 0.11's in-memory conversion of a Lightning checkpoint of this task (local path or URL, read
+        safely; 0.11's too) into this 🤗 model. Deprecated: `convert_checkpoint` of the task saves it, with its
+        tokenizer or image processor, and `from_pretrained` loads it."""
+        warnings.warn(
+            f"{cls.__name__}.from_checkpoint is deprecated (perceiver-io 0.11), use convert_checkpoint(save_dir, "
+            f"ckpt_path) of the task and {cls.__name__}.from_pretrained(save_dir)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        lit_model = _lit_model_class(cls).load_checkpoint(ckpt_path, params=None)
+        return cls(cls.config_class(lit_model.backend_config), backend_model=lit_model.backend_model).eval()
 
     @classmethod
     def from_pretrained(cls, *args, **kwargs):
@@ -290,6 +307,25 @@ def convert_lightning_checkpoint(
     return model
 
 
+def _lit_model_class(model_class: Type[PerceiverBackendModel]) -> type:
+    """The Lightning wrapper of the same backend model as 🤗 wrapper `model_class`, found in the `lightning` module
+    of its task package."""
+    from perceiver.model.core.lightning import LitModel
+
+    package = model_class.__module__.rsplit(".", 1)[0]
+    with contextlib.suppress(ModuleNotFoundError):
+        importlib.import_module(f"{package}.lightning")
+    pending, found = list(LitModel.__subclasses__()), []
+    while pending:
+        lit_class = pending.pop(0)
+        pending.extend(lit_class.__subclasses__())
+        if getattr(lit_class, "backend_model_class", None) is model_class.backend_model_class:
+            found.append(lit_class)
+    if not found:
+        raise TypeError(f"{model_class.__name__} has no Lightning wrapper, so no Lightning checkpoints to convert")
+    return found[0]
+
+
 def special_token_ids(tokenizer: Any) -> Dict[str, int]:
     """The `pad_token_id`, `eos_token_id` and `bos_token_id` that `tokenizer` defines (none for None)."""
     names = ("pad_token_id", "eos_token_id", "bos_token_id")
@@ -332,3 +368,31 @@ def atomic_directory(
         save.discard()
     if save.hub is not None:
         _push(save, save.model, save.hub, uploaded + ["README.md"])
+
+
+# perceiver-io 0.11 names of this module (resolved lazily: some live in modules that import this one)
+_COPY_0_11 = {
+    "copy_param": "perceiver.model.core.convert",
+    "copy_params": "perceiver.model.core.convert",
+    "copy_attention_params": "perceiver.model.core.convert",
+    "copy_mlp_params": "perceiver.model.core.convert",
+    "copy_cross_attention_layer_params": "perceiver.model.core.convert.copy_cross_attention_layer",
+    "copy_self_attention_layer_params": "perceiver.model.core.convert.copy_self_attention_layer",
+    "copy_self_attention_block_params": "perceiver.model.core.convert.copy_self_attention_layer",
+    "copy_latent_provider_params": "perceiver.model.core.convert",
+    "copy_classification_decoder_params": "perceiver.model.core.convert",
+}
+__getattr__ = deprecated_aliases(
+    __name__,
+    {
+        **{name: (new, f"perceiver.model.core.compat:{name}") for name, new in _COPY_0_11.items()},
+        "PerceiverCausalSequenceModel": (
+            "perceiver.model.core.perceiver_ar.huggingface.PerceiverCausalSequenceModel",
+            "perceiver.model.core.perceiver_ar.huggingface:PerceiverCausalSequenceModel",
+        ),
+        "PerceiverCausalSequenceModelOutput": (
+            "transformers.modeling_outputs.CausalLMOutputWithPast",
+            "transformers.modeling_outputs:CausalLMOutputWithPast",
+        ),
+    },
+)

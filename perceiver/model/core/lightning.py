@@ -4,6 +4,7 @@ import dataclasses
 import inspect
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Any, ClassVar, Dict, Optional, Tuple, Type, Union
 
@@ -14,6 +15,7 @@ import torch.nn.functional as F
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from torchmetrics.classification import MulticlassAccuracy
 
+from perceiver._compat import deprecated_aliases
 from perceiver.model.core import checkpoint as ckpt
 from perceiver.model.core.config import config_from_dict, config_to_dict
 from perceiver.model.core.position import check_computed_buffers
@@ -87,6 +89,16 @@ class LitModel(pl.LightningModule):
             check_computed_buffers(self.backend_model)
         if compile:
             self.backend_model.compile()
+
+    @property
+    def model(self) -> nn.Module:
+        """perceiver-io 0.11's name of `backend_model` (deprecated)."""
+        warnings.warn(
+            f"{type(self).__name__}.model is deprecated (perceiver-io 0.11), use {type(self).__name__}.backend_model",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.backend_model
 
     @property
     def backend_config(self) -> Any:
@@ -284,3 +296,20 @@ def load_sharded_checkpoint(lit_model_class: Type[LitModel], path: Any) -> LitMo
     dcp.load({"model": state_dict}, storage_reader=reader, **no_dist)
     lit_model.load_state_dict(state_dict)
     return lit_model
+
+
+# perceiver-io 0.11 names of this module (resolved lazily: the causal sequence model's module imports this one)
+__getattr__ = deprecated_aliases(
+    __name__,
+    {
+        "LitPerceiverIO": ("perceiver.model.core.lightning.LitModel", "perceiver.model.core.lightning:LitModel"),
+        "LitCausalSequenceModel": (
+            "perceiver.model.core.perceiver_ar.lightning.LitCausalSequenceModel",
+            "perceiver.model.core.perceiver_ar.lightning:LitCausalSequenceModel",
+        ),
+        "is_checkpoint": (
+            "perceiver.model.core.checkpoint.is_checkpoint_path",
+            "perceiver.model.core.checkpoint:is_checkpoint_path",
+        ),
+    },
+)

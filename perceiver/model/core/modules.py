@@ -4,12 +4,12 @@ perceiver-io 0.11 defined all core modules here; its names that now live in `att
 still importable from this module (with a DeprecationWarning naming `perceiver.model.core`).
 """
 
-from typing import Any, Optional, TypeVar
+from typing import Any, Dict, Optional, Tuple, TypeVar
 
 import torch
 import torch.nn as nn
 
-from perceiver._compat import deprecated_aliases
+from perceiver._compat import deprecated_aliases, positional_0_11
 from perceiver.model.core.adapter import (
     ClassificationOutputAdapter,
     InputAdapter,
@@ -39,6 +39,64 @@ _ENCODER_0_11_DEFAULTS = dict(
 )
 _DECODER_0_11_DEFAULTS = dict(num_cross_attention_heads=4)
 
+# perceiver-io 0.11's positional order of the constructor arguments after `num_latent_channels`
+_ENCODER_0_11_ORDER = (
+    "num_cross_attention_heads",
+    "num_cross_attention_qk_channels",
+    "num_cross_attention_v_channels",
+    "num_cross_attention_layers",
+    "first_cross_attention_layer_shared",
+    "cross_attention_widening_factor",
+    "num_self_attention_heads",
+    "num_self_attention_qk_channels",
+    "num_self_attention_v_channels",
+    "num_self_attention_layers_per_block",
+    "num_self_attention_blocks",
+    "first_self_attention_block_shared",
+    "self_attention_widening_factor",
+    "dropout",
+    "residual_dropout",
+    "init_scale",
+    "activation_checkpointing",
+    "activation_offloading",
+)
+_DECODER_0_11_ORDER = (
+    "num_cross_attention_heads",
+    "num_cross_attention_qk_channels",
+    "num_cross_attention_v_channels",
+    "cross_attention_widening_factor",
+    "cross_attention_residual",
+    "dropout",
+    "init_scale",
+    "activation_checkpointing",
+    "activation_offloading",
+)
+
+
+def _constructor_arguments(
+    owner: str,
+    order: Tuple[str, ...],
+    config_class: type,
+    config: Any,
+    args: tuple,
+    config_0_11: Dict[str, Any],
+    checkpointing: Optional[ActivationCheckpointing],
+) -> Tuple[Any, ActivationCheckpointing, Dict[str, Any]]:
+    """`(config, checkpointing, config_0_11)` of an encoder's or decoder's constructor call: this library's `config`
+    and `checkpointing` (also positional), or perceiver-io 0.11's config fields, as keywords (`config_0_11`) or
+    positionally in 0.11's `order`, with `activation_checkpointing` / `activation_offloading` among them
+    (deprecated: a DeprecationWarning names the new spelling)."""
+    if config is not None and not isinstance(config, config_class):
+        config_0_11 = positional_0_11(owner, order, (config, *args), config_0_11, f"{owner}(config=...)")
+        config, args = None, ()
+    if len(args) == 1 and isinstance(args[0], ActivationCheckpointing) and checkpointing is None:
+        checkpointing, args = args[0], ()
+    if len(args) > 2:
+        raise TypeError(f"{owner}() takes at most 2 positional arguments after config ({len(args)} given)")
+    # the activation_* flags, positional after `config` as before `checkpointing` replaced them
+    config_0_11.update(zip(("activation_checkpointing", "activation_offloading"), args))
+    return config, checkpointing_from(checkpointing, config_0_11, owner), config_0_11
+
 
 class PerceiverEncoder(nn.Module):
     """Perceiver IO encoder: the input adapter, the latent array, cross-attention layers and self-attention blocks.
@@ -48,10 +106,11 @@ class PerceiverEncoder(nn.Module):
     share the weights of `self_attn_n` / `cross_attn_n` (or of the first ones when `first_*_shared`).
 
     :param checkpointing: activation checkpointing of the attention layers in training (default: off).
+    :param residual_dropout: dropout of the residual branches of all layers (as in 0.11, not a config field).
 
-    perceiver-io 0.11 took the `EncoderConfig` fields as keyword arguments instead of `config` (with 4 heads and 6
-    layers per block by default), and `activation_checkpointing` / `activation_offloading` instead of
-    `checkpointing`; that still works, with a DeprecationWarning.
+    perceiver-io 0.11 took the `EncoderConfig` fields as arguments instead of `config` (with 4 heads and 6 layers
+    per block by default), as keywords or positionally in its order, and `activation_checkpointing` /
+    `activation_offloading` instead of `checkpointing`; that still works, with a DeprecationWarning.
     """
 
     def __init__(
@@ -60,11 +119,16 @@ class PerceiverEncoder(nn.Module):
         num_latents: int,
         num_latent_channels: int,
         config: Optional[EncoderConfig] = None,
+        *args: Any,
         checkpointing: Optional[ActivationCheckpointing] = None,
+        residual_dropout: float = 0.0,
         **config_0_11: Any,
     ):
         super().__init__()
-        checkpointing = checkpointing_from(checkpointing, config_0_11, "PerceiverEncoder")
+        config, checkpointing, config_0_11 = _constructor_arguments(
+            "PerceiverEncoder", _ENCODER_0_11_ORDER, EncoderConfig, config, args, config_0_11, checkpointing
+        )
+        residual_dropout = config_0_11.pop("residual_dropout", residual_dropout)
         if config is None:
             config = config_from_0_11_kwargs(EncoderConfig, _ENCODER_0_11_DEFAULTS, config_0_11, "PerceiverEncoder")
         elif config_0_11:
@@ -94,6 +158,7 @@ class PerceiverEncoder(nn.Module):
                 num_v_channels=config.num_cross_attention_v_channels,
                 widening_factor=config.cross_attention_widening_factor,
                 dropout=config.dropout,
+                residual_dropout=residual_dropout,
             )
 
         def self_attn():
@@ -105,6 +170,7 @@ class PerceiverEncoder(nn.Module):
                 num_v_channels=config.num_self_attention_v_channels,
                 widening_factor=config.self_attention_widening_factor,
                 dropout=config.dropout,
+                residual_dropout=residual_dropout,
                 checkpointing=checkpointing,
             )
 
@@ -118,6 +184,16 @@ class PerceiverEncoder(nn.Module):
         init_parameters(self, config.init_scale)
         if config.freeze:
             freeze(self)
+
+    @property
+    def extra_cross_attention_layer(self) -> bool:
+        """Whether cross-attention layers after the first have their own weights (`cross_attn_n`)."""
+        return hasattr(self, "cross_attn_n")
+
+    @property
+    def extra_self_attention_block(self) -> bool:
+        """Whether self-attention blocks after the first have their own weights (`self_attn_n`)."""
+        return hasattr(self, "self_attn_n")
 
     def forward(self, x: torch.Tensor, pad_mask: Optional[torch.Tensor] = None, return_adapted_input: bool = False):
         """Encodes task input `x` into latents `(b, num_latents, num_latent_channels)`.
@@ -152,9 +228,9 @@ class PerceiverDecoder(nn.Module):
 
     :param checkpointing: activation checkpointing of the cross-attention in training (default: off).
 
-    perceiver-io 0.11 took the `DecoderConfig` fields as keyword arguments instead of `config` (with 4 heads by
-    default), and `activation_checkpointing` / `activation_offloading` instead of `checkpointing`; that still works,
-    with a DeprecationWarning.
+    perceiver-io 0.11 took the `DecoderConfig` fields as arguments instead of `config` (with 4 heads by default), as
+    keywords or positionally in its order, and `activation_checkpointing` / `activation_offloading` instead of
+    `checkpointing`; that still works, with a DeprecationWarning.
     """
 
     def __init__(
@@ -163,11 +239,14 @@ class PerceiverDecoder(nn.Module):
         output_query_provider: QueryProvider,
         num_latent_channels: int,
         config: Optional[DecoderConfig] = None,
+        *args: Any,
         checkpointing: Optional[ActivationCheckpointing] = None,
         **config_0_11: Any,
     ):
         super().__init__()
-        checkpointing = checkpointing_from(checkpointing, config_0_11, "PerceiverDecoder")
+        config, checkpointing, config_0_11 = _constructor_arguments(
+            "PerceiverDecoder", _DECODER_0_11_ORDER, DecoderConfig, config, args, config_0_11, checkpointing
+        )
         if config is None:
             config = config_from_0_11_kwargs(DecoderConfig, _DECODER_0_11_DEFAULTS, config_0_11, "PerceiverDecoder")
         elif config_0_11:
@@ -276,9 +355,15 @@ _MOVED_0_11 = {
 __getattr__ = deprecated_aliases(
     __name__,
     {
-        name: (f"perceiver.model.core.{name}", f"perceiver.model.core.{module}:{name}")
-        for module, names in _MOVED_0_11.items()
-        for name in names
+        **{
+            name: (f"perceiver.model.core.{name}", f"perceiver.model.core.{module}:{name}")
+            for module, names in _MOVED_0_11.items()
+            for name in names
+        },
+        "AbstractAttentionLayer": (
+            "perceiver.model.core.attention.AttentionLayer",
+            "perceiver.model.core.attention:AttentionLayer",
+        ),
     },
 )
 

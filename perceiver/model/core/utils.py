@@ -1,12 +1,15 @@
 """Small helpers shared by all models: parameter init, checkpointing, freezing, input validation."""
 
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
 import torch
 import torch.nn as nn
 from torch.utils.checkpoint import checkpoint
+
+from perceiver._compat import deprecated_aliases
 
 
 def init_parameters(module: nn.Module, init_scale: float) -> None:
@@ -122,3 +125,32 @@ def check_divisible(name: str, value: int, divisor_name: str, divisor: int) -> N
     """Raises a ValueError unless `value` is a multiple of `divisor`."""
     if value % divisor != 0:
         raise ValueError(f"{name}={value} must be divisible by {divisor_name}={divisor}")
+
+
+class ModuleOutput(OrderedDict):
+    """perceiver-io 0.11's output container: an ordered dict whose keys are also attributes (`out.logits`).
+
+    This library's modules return tensors; the class stays for user code written against 0.11 that builds or
+    reads such outputs.
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"{type(self).__name__} has no attribute {name!r}") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self[name] = value
+
+    def __delattr__(self, name: str) -> None:
+        try:
+            del self[name]
+        except KeyError:
+            raise AttributeError(f"{type(self).__name__} has no attribute {name!r}") from None
+
+
+# perceiver-io 0.11 defined `Residual` here
+__getattr__ = deprecated_aliases(
+    __name__, {"Residual": ("perceiver.model.core.Residual", "perceiver.model.core.attention:Residual")}
+)

@@ -11,13 +11,15 @@ the gradients' norm as 0.11 did, also under FSDP (where Lightning's `--trainer.g
 import json
 import sys
 import warnings
-from typing import List, Optional, Sequence
+from typing import Any, Callable, List, Optional, Sequence
 
 import torch
 from lightning.pytorch import Callback
 from lightning.pytorch.strategies import FSDPStrategy, StrategyRegistry
 
 from perceiver.model.core import CrossAttentionLayer, SelfAttentionLayer
+from perceiver.model.text.clm.lightning import LitCausalLanguageModel
+from perceiver.scripts.lrs import CosineWithWarmupLR
 from perceiver.scripts.text.clm import CausalLanguageModelCLI
 from perceiver.scripts.text.clm import main as clm_main
 
@@ -47,11 +49,16 @@ class ClipGradNorm(Callback):
         self.max_norm = max_norm
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
-        model = trainer.strategy.model
-        if hasattr(model, "clip_grad_norm_"):  # FSDP's root module
-            model.clip_grad_norm_(self.max_norm)
-        else:
-            torch.nn.utils.clip_grad_norm_(pl_module.parameters(), self.max_norm)
+        clip_grad_norm(trainer.strategy.model, pl_module, self.max_norm)
+
+
+def clip_grad_norm(model: torch.nn.Module, pl_module: torch.nn.Module, max_norm: float) -> None:
+    """Clips the gradients of `pl_module` to total norm `max_norm`: through `model`, the trainer's (root) module,
+    when it is FSDP's (the norm over all shards), else over `pl_module`'s parameters."""
+    if hasattr(model, "clip_grad_norm_"):
+        model.clip_grad_norm_(max_norm)
+    else:
+        torch.nn.utils.clip_grad_norm_(pl_module.parameters(), max_norm)
 
 
 # 0.11's model options of this script and the CLI's options that replace them
@@ -83,6 +90,50 @@ def translate_args(args: Sequence[str]) -> List[str]:
             result.append(option)
         i += 1
     return result
+
+
+class LitCausalLanguageModelFSDP(LitCausalLanguageModel):
+    """perceiver-io 0.11's causal language model for FSDP training, which took its optimizer and scheduler
+    factories (and gradient clipping) as model arguments. Deprecated: use `LitCausalLanguageModel` with the CLI's
+    `--optimizer`, `--lr_scheduler`, the `ClipGradNorm` callback and `--trainer.strategy=fsdp_perceiver_ar`.
+
+    :param optimizer: called with the trained parameters, returns the optimizer.
+    :param scheduler: called with the optimizer, returns a learning rate scheduler, stepped per optimizer step
+        (an unset `CosineWithWarmupLR` length is the trainer's estimated number of steps).
+    :param max_grad_norm: clip the gradient norm to this value before each optimizer step (None: no clipping).
+    """
+
+    def __init__(
+        self,
+        optimizer: Callable[..., Any],
+        scheduler: Callable[..., Any],
+        *args: Any,
+        max_grad_norm: Optional[float] = None,
+        **kwargs: Any,
+    ):
+        warnings.warn(
+            "LitCausalLanguageModelFSDP is deprecated (perceiver-io 0.11), use "
+            "perceiver.model.text.clm.LitCausalLanguageModel with the CLI's --optimizer, --lr_scheduler, "
+            f"the ClipGradNorm callback and --trainer.strategy={STRATEGY_NAME}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        super().__init__(*args, **kwargs)
+        self.optimizer_fn = optimizer
+        self.scheduler_fn = scheduler
+        self.max_grad_norm = max_grad_norm
+
+    def configure_optimizers(self):
+        # the parameters of the trainer's model: FSDP's flattened ones once wrapped
+        optimizer = self.optimizer_fn(self.trainer.model.parameters())
+        scheduler = self.scheduler_fn(optimizer)
+        if isinstance(scheduler, CosineWithWarmupLR) and scheduler.length_unset:
+            scheduler.training_steps = int(self.trainer.estimated_stepping_batches)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        if self.max_grad_norm is not None:
+            clip_grad_norm(self.trainer.model, self, self.max_grad_norm)
 
 
 def main(args: Optional[Sequence[str]] = None) -> CausalLanguageModelCLI:

@@ -5,6 +5,7 @@ Module names follow perceiver-io 0.11 (`input_adapter`, `cross_attention`, `self
 state dicts load unchanged.
 """
 
+import dataclasses
 import warnings
 from dataclasses import dataclass
 from typing import Any, List, Optional, Tuple
@@ -238,6 +239,13 @@ class CausalSequenceModelConfig(PerceiverARConfig):
     abs_pos_emb: bool = True
     init_scale: float = 0.02
 
+    @classmethod
+    def create(cls, **kwargs: Any) -> "CausalSequenceModelConfig":
+        """The config of the fields among `kwargs`; other keys are ignored (perceiver-io 0.11 built configs from a
+        Lightning module's hyperparameters this way)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{name: value for name, value in kwargs.items() if name in names})
+
 
 @dataclass
 class CausalSequenceModelOutput:
@@ -317,11 +325,14 @@ class CausalSequenceModel(PerceiverAR):
             (`n_cached` after the window moved), so `m` must be at least that, in either mode. So the 🤗 attention
             mask of the whole sequence can be passed (see `generation_window`).
         :param kv_cache: caches from `empty_kv_cache`, updated in place. perceiver-io 0.11's protocol also works
-            (deprecated): an empty list, filled with this model's caches, or the `kv_cache` of a previous output.
+            (deprecated): an empty list (left empty; the output holds new caches), a list of `(keys, values)`
+            tuples, or the `kv_cache` of such an output, with the prompt's `prefix_len` passed on (ignored).
         :return: `logits`, `last_hidden_state` (of the latents) and `kv_cache` (the caches, or None).
         """
         kv_cache = self._kv_cache_of(x, kv_cache)
         self.validate_input(x, prefix_len, pad_mask, kv_cache)
+        if kv_cache is not None and kv_cache[0].seq_len > 0:
+            prefix_len = 0  # 0.11's protocol passes the prompt's prefix_len on, and ignores it
         return self._forward(x, prefix_len, pad_mask, kv_cache)
 
     def _forward(
@@ -354,8 +365,10 @@ class CausalSequenceModel(PerceiverAR):
                 DeprecationWarning,
                 stacklevel=3,
             )
-            kv_cache.extend(self.empty_kv_cache(x.shape[0], device=x.device))
-            return kv_cache
+            # as in 0.11, the list passed stays empty (it may start another sequence); the output holds the caches
+            caches = self.empty_kv_cache(x.shape[0], device=x.device)
+            caches[0].protocol_0_11 = True
+            return caches
         warnings.warn(
             "a kv_cache of (keys, values) tuples (perceiver-io 0.11) is deprecated: pass the KVCache list of "
             "model.empty_kv_cache(batch_size), which the model updates in place",
@@ -366,6 +379,7 @@ class CausalSequenceModel(PerceiverAR):
         for cache, entry in zip(caches, kv_cache):
             keys, values = entry
             cache.extend(keys.to(cache.head_keys.dtype), values.to(cache.head_values.dtype))
+        caches[0].protocol_0_11 = True
         return caches
 
     def _make_room(self, kv_cache: List[KVCache], num_new: int) -> None:
@@ -409,7 +423,9 @@ class CausalSequenceModel(PerceiverAR):
                 )
         else:
             check_seq_len("input_ids", n, self.max_latents)
-            if prefix_len != 0:
+            # perceiver-io 0.11's protocol passed the prompt's prefix_len along with the cache, and ignored it
+            ignored = getattr(kv_cache[0], "protocol_0_11", False) and 0 <= prefix_len < n_cached + n
+            if prefix_len != 0 and not ignored:
                 raise ValueError(
                     f"prefix_len={prefix_len} must be 0 when kv_cache holds positions (new tokens are latents)"
                 )

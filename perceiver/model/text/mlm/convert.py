@@ -8,6 +8,7 @@ from typing import Any, Union
 import torch
 from transformers import AutoTokenizer, PerceiverTokenizer
 
+from perceiver._compat import renamed_keywords
 from perceiver.model.core.convert import (
     copy_cross_attention_layer,
     copy_encoder_weights,
@@ -17,7 +18,8 @@ from perceiver.model.core.convert import (
     save_converted,
     source_model,
 )
-from perceiver.model.text.common import TextEncoderConfig
+from perceiver.model.core.modules import PerceiverDecoder
+from perceiver.model.text.common import TextEncoder, TextEncoderConfig
 from perceiver.model.text.mlm.backend import MaskedLanguageModel, MaskedLanguageModelConfig, TextDecoderConfig
 from perceiver.model.text.mlm.huggingface import PerceiverMaskedLanguageModel, PerceiverMaskedLanguageModelConfig
 
@@ -42,15 +44,27 @@ def convert_config(source: Any) -> MaskedLanguageModelConfig:
 
 def copy_weights(source, target: MaskedLanguageModel) -> None:
     """Copies the weights of a `transformers.PerceiverForMaskedLM` into a backend `MaskedLanguageModel`."""
-    encoder, decoder = target.encoder, target.decoder
-    src = source.perceiver
+    copy_text_encoder(source.perceiver, target.encoder)
+    copy_text_decoder(source, target.decoder)
+
+
+def copy_text_encoder(src, tgt: TextEncoder) -> None:
+    """Copies the encoder of a transformers `PerceiverModel` with text input (`source.perceiver` of an official
+    masked LM) into a `TextEncoder`: embeddings, latents and attention layers."""
     with torch.no_grad():
-        encoder.input_adapter.txt_embedding.weight.copy_(src.input_preprocessor.embeddings.weight)
-        encoder.input_adapter.pos_embedding.weight.copy_(src.input_preprocessor.position_embeddings.weight)
-        copy_encoder_weights(source, encoder)
-        decoder.output_query_provider._query.copy_(src.decoder.output_position_encodings.position_embeddings)
-        copy_cross_attention_layer(src.decoder.decoding_cross_attention, decoder.cross_attn)
-        decoder.output_adapter.bias.copy_(source.embedding_decoder.bias)
+        tgt.input_adapter.txt_embedding.weight.copy_(src.input_preprocessor.embeddings.weight)
+        tgt.input_adapter.pos_embedding.weight.copy_(src.input_preprocessor.position_embeddings.weight)
+        copy_encoder_weights(src, tgt)
+
+
+def copy_text_decoder(source, tgt: PerceiverDecoder) -> None:
+    """Copies the decoder of a `transformers.PerceiverForMaskedLM` into a masked LM's decoder: output queries,
+    cross-attention and the output bias (the output weights are tied to the token embedding)."""
+    decoder = source.perceiver.decoder
+    with torch.no_grad():
+        tgt.output_query_provider._query.copy_(decoder.output_position_encodings.position_embeddings)
+        copy_cross_attention_layer(decoder.decoding_cross_attention, tgt.cross_attn)
+        tgt.output_adapter.bias.copy_(source.embedding_decoder.bias)
 
 
 def convert_model(
@@ -77,3 +91,7 @@ def _load_tokenizer(source_repo_id: str):
         # official Perceiver language models all use the UTF-8 bytes tokenizer, which needs no files
         logger.info("no tokenizer found at %s, using PerceiverTokenizer", source_repo_id)
         return PerceiverTokenizer()
+
+
+# perceiver-io 0.11 named `convert_config`'s argument `config`
+convert_config = renamed_keywords(convert_config, config="source")

@@ -115,7 +115,10 @@ _CONVERT = "perceiver.model.text.mlm.convert"
 __getattr__ = deprecated_aliases(
     __name__,
     {
-        name: (f"{_CONVERT}.{name}", f"{_CONVERT}:{name}")
-        for name in ("convert_config", "convert_model", "copy_weights")
+        **{
+            name: (f"{_CONVERT}.{name}", f"{_CONVERT}:{name}")
+            for name in ("convert_config", "convert_model", "copy_weights")
+        },
+        "copy_text_decoder_params": (f"{_CONVERT}.copy_text_decoder", f"{_CONVERT}:copy_text_decoder"),
     },
 )

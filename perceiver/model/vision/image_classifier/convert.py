@@ -8,6 +8,7 @@ from typing import Any, Optional, Tuple, Union
 import torch
 import transformers
 
+from perceiver._compat import renamed_keywords
 from perceiver.model.core.convert import (
     copy_cross_attention_layer,
     copy_encoder_weights,
@@ -119,7 +120,7 @@ def copy_weights(source, target: ImageClassifier) -> None:
         elif input_adapter == "conv":
             adapter.conv.weight.copy_(preprocessor.convnet.conv.weight)
             adapter.norm.load_state_dict(preprocessor.convnet.batchnorm.state_dict())
-        copy_encoder_weights(source, encoder)
+        copy_encoder_weights(src, encoder)
         src_decoder = src.decoder.decoder
         decoder.output_query_provider._query.copy_(src_decoder.output_position_encodings.position_embeddings)
         copy_cross_attention_layer(src_decoder.decoding_cross_attention, decoder.cross_attn)
@@ -170,3 +171,7 @@ def _load_image_processor(source_repo_id: str) -> Optional[PerceiverImageClassif
     except OSError:
         logger.info("no image processor found at %s", source_repo_id)
         return None
+
+
+# perceiver-io 0.11 named `convert_config`'s argument `config`
+convert_config = renamed_keywords(convert_config, config="source")

@@ -123,7 +123,13 @@ _CONVERT = "perceiver.model.vision.image_classifier.convert"
 __getattr__ = deprecated_aliases(
     __name__,
     {
-        name: (f"{_CONVERT}.{name}", f"{_CONVERT}:{name}")
-        for name in ("convert_config", "convert_model", "copy_weights", "SOURCE_ARCHITECTURES")
+        **{
+            name: (f"{_CONVERT}.{name}", f"{_CONVERT}:{name}")
+            for name in ("convert_config", "convert_model", "copy_weights", "SOURCE_ARCHITECTURES")
+        },
+        "copy_image_encoder_params": (
+            f"{_CONVERT}.copy_weights",
+            "perceiver.model.vision.compat:copy_image_encoder_params",
+        ),
     },
 )

@@ -80,13 +80,20 @@ class OpticalFlowInputAdapter(InputAdapter):
 
 
 class OpticalFlowOutputAdapter(OutputAdapter):
-    """Per-pixel decoder output `(b, h * w, c)` -> flow `(b, h, w, 2)`, divided by `rescale_factor`."""
+    """Per-pixel decoder output `(b, h * w, c)` -> flow `(b, h, w, num_output_image_channels)`, divided by
+    `rescale_factor` (parameters in perceiver-io 0.11's order)."""
 
-    def __init__(self, image_shape: Tuple[int, int], num_output_query_channels: int, rescale_factor: float = 100.0):
+    def __init__(
+        self,
+        image_shape: Tuple[int, int],
+        num_output_query_channels: int,
+        num_output_image_channels: int = 2,
+        rescale_factor: float = 100.0,
+    ):
         super().__init__()
         self.image_shape = tuple(image_shape)
         self.rescale_factor = rescale_factor
-        self.linear = nn.Linear(num_output_query_channels, 2)
+        self.linear = nn.Linear(num_output_query_channels, num_output_image_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (self.linear(x) / self.rescale_factor).unflatten(1, self.image_shape)

@@ -6,6 +6,7 @@ from typing import Any, Union
 
 import torch
 
+from perceiver._compat import renamed_keywords
 from perceiver.model.core.convert import (
     copy_cross_attention_layer,
     copy_encoder_weights,
@@ -65,7 +66,7 @@ def copy_weights(source, target: OpticalFlow) -> None:
     src = source.perceiver
     with torch.no_grad():
         encoder.input_adapter.linear.load_state_dict(src.input_preprocessor.conv_after_patches.state_dict())
-        copy_encoder_weights(source, encoder)
+        copy_encoder_weights(src, encoder)
         copy_cross_attention_layer(src.decoder.decoder.decoding_cross_attention, decoder.cross_attn)
         decoder.output_adapter.linear.load_state_dict(src.decoder.decoder.final_layer.state_dict())
 
@@ -83,3 +84,7 @@ def convert_model(
     copy_weights(source, model.backend_model)
     save_converted(model, save_dir, source_repo_id, **kwargs)
     return model
+
+
+# perceiver-io 0.11 named `convert_config`'s argument `config`
+convert_config = renamed_keywords(convert_config, config="source")

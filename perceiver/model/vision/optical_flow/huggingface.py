@@ -50,7 +50,13 @@ _CONVERT = "perceiver.model.vision.optical_flow.convert"
 __getattr__ = deprecated_aliases(
     __name__,
     {
-        name: (f"{_CONVERT}.{name}", f"{_CONVERT}:{name}")
-        for name in ("convert_config", "convert_model", "copy_weights")
+        **{
+            name: (f"{_CONVERT}.{name}", f"{_CONVERT}:{name}")
+            for name in ("convert_config", "convert_model", "copy_weights")
+        },
+        **{
+            name: (f"{_CONVERT}.copy_weights", f"perceiver.model.vision.compat:{name}")
+            for name in ("copy_flow_encoder_params", "copy_flow_decoder_params")
+        },
     },
 )
