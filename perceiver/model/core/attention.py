@@ -542,7 +542,10 @@ class Residual(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
-        return x + self.dropout(self.module(x, *args, **kwargs))
+        y = self.module(x, *args, **kwargs)
+        if self.training and self.dropout.p > 0.0:  # else the identity: no module call (per-token cost in generation)
+            y = self.dropout(y)
+        return x + y
 
 
 class AttentionLayer(nn.Sequential):

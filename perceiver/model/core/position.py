@@ -88,16 +88,19 @@ class RotaryPositionEmbedding:
         seq_len = t.shape[-2]
         window = slice(-seq_len, None) if self.right_align else slice(0, seq_len)
         cos, sin = self.cos[..., window, :], self.sin[..., window, :]
-        cos, sin = cos.to(t.dtype), sin.to(t.dtype)  # angles are float32, `t` has the model's dtype
-        t_rot, t_pass = t[..., : self.rotate_dim], t[..., self.rotate_dim :]
-        t_rot = t_rot * cos + _rotate_pairs(t_rot) * sin
-        return torch.cat((t_rot, t_pass), dim=-1)
+        if cos.dtype != t.dtype:  # angles are float32, `t` has the model's dtype
+            cos, sin = cos.to(t.dtype), sin.to(t.dtype)
+        t_rot = t[..., : self.rotate_dim]
+        t_rot = torch.addcmul(t_rot * cos, _rotate_pairs(t_rot), sin)
+        if self.rotate_dim == t.shape[-1]:
+            return t_rot
+        return torch.cat((t_rot, t[..., self.rotate_dim :]), dim=-1)
 
 
 def _rotate_pairs(x: torch.Tensor) -> torch.Tensor:
     # [x1, x2, x3, x4, ...] -> [-x2, x1, -x4, x3, ...]
-    x1, x2 = x.unflatten(-1, (-1, 2)).unbind(dim=-1)
-    return torch.stack((-x2, x1), dim=-1).flatten(-2)
+    pairs = x.unflatten(-1, (-1, 2))
+    return torch.stack((pairs[..., 1].neg(), pairs[..., 0]), dim=-1).flatten(-2)
 
 
 class FourierPositionEncoding(nn.Module):
