@@ -576,3 +576,25 @@ def test_invalid_arguments_raise_clear_errors(tmp_path, text_dir):
     dm = TextFilesDataModule(source=str(text_dir), task="clf", dataset_dir=str(tmp_path / "datasets"))
     with pytest.raises(ValueError, match=r"train split has no label_column='label', columns are \['text'\]"):
         dm.prepare_data()
+
+
+def test_0_11_source_sizes_and_train_size(tmp_path, wordpiece):
+    """0.11's `source_valid_size` / `source_train_size` (in its saved configs of Wikipedia and BookCorpus) are
+    `valid_size` / `train_size`, with a DeprecationWarning; `train_size` keeps that many training examples."""
+    texts = paragraphs()
+    write_parquet(tmp_path / "wiki" / "20231101.en" / "train-00000-of-00001.parquet", texts[:100], title="t")
+    args = dict(tokenizer=wordpiece, task="clf", max_seq_len=32, num_workers=0, preproc_workers=1)
+    args.update(source=str(tmp_path / "wiki"), dataset_dir=str(tmp_path / "datasets"), label_column="title")
+    with pytest.warns(DeprecationWarning, match=r"source_valid_size=...\) is deprecated, use .*valid_size"):
+        old = WikipediaDataModule(source_train_size=30, source_valid_size=20, **args)
+    new = WikipediaDataModule(train_size=30, valid_size=20, **args)
+    assert old.preproc_dir == new.preproc_dir != WikipediaDataModule(valid_size=20, **args).preproc_dir
+    new.setup()
+    assert (len(new.ds_train), len(new.ds_valid)) == (30, 20)
+    everything = WikipediaDataModule(valid_size=20, train_size=1.0, **args)
+    everything.setup()
+    assert len(everything.ds_train) == 80
+    with pytest.raises(ValueError, match="train_size=0"):
+        WikipediaDataModule(train_size=0, **args)
+    with pytest.warns(DeprecationWarning, match="BookCorpusDataModule"):
+        assert BookCorpusDataModule(source_valid_size=0.02, **args).hparams.valid_size == 0.02

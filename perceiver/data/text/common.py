@@ -5,7 +5,7 @@ import os
 import warnings
 from enum import StrEnum
 from pathlib import Path
-from typing import Dict, List, Literal, Optional, Tuple, Union
+from typing import Any, Dict, List, Literal, Optional, Tuple, Union
 
 import datasets
 import torch
@@ -54,6 +54,23 @@ class Task(StrEnum):
 
 # examples per `map` batch; texts of one batch are concatenated before chunking (mlm, clm)
 _MAP_BATCH_SIZE = 1000
+
+
+def sizes_0_11(
+    owner: str, valid_size: Union[int, float], source_train_size: Any, source_valid_size: Any
+) -> Dict[str, Any]:
+    """`valid_size` and `train_size` of a data module that perceiver-io 0.11 configured with `source_valid_size` and
+    `source_train_size` (still accepted, e.g. from its saved configs, with a DeprecationWarning). The data module
+    records them with `use_sizes` after its base is initialized."""
+    sizes: Dict[str, Any] = {"valid_size": valid_size}
+    for old, new, value in [
+        ("source_valid_size", "valid_size", source_valid_size),
+        ("source_train_size", "train_size", source_train_size),
+    ]:
+        if value is not None:
+            warnings.warn(f"{owner}({old}=...) is deprecated, use {owner}({new}=...)", DeprecationWarning, stacklevel=3)
+            sizes[new] = value
+    return sizes
 
 
 class TextDataModule(SplitDataModule):
@@ -108,6 +125,8 @@ class TextDataModule(SplitDataModule):
     :param random_valid_truncation: (`clm`) `random_train_truncation` for validation batches.
     :param preproc_batch_size: texts per preprocessing batch (texts of a batch are concatenated before chunking).
     :param valid_batch_size: examples per validation and test batch (default: `batch_size`).
+    :param train_size: fraction (or number) of the training examples that are used (after `valid_size` is held out;
+        drawn with `seed`); default: all.
 
     Batches are dicts; unpacked (`labels, input_ids, pad_mask = batch`) they are perceiver-io 0.11's batch tuples.
     Subclasses may implement 0.11's hook `load_source_dataset()` (a `DatasetDict` with train and valid splits of raw
@@ -147,6 +166,7 @@ class TextDataModule(SplitDataModule):
         random_valid_truncation: bool = False,
         preproc_batch_size: int = _MAP_BATCH_SIZE,
         valid_batch_size: Optional[int] = None,
+        train_size: Optional[Union[int, float]] = None,
     ):
         super().__init__()
         if isinstance(task, Task):
@@ -168,6 +188,8 @@ class TextDataModule(SplitDataModule):
             raise ValueError(f"preproc_batch_size={preproc_batch_size} must be at least 1")
         if valid_batch_size is not None and valid_batch_size < 1:
             raise ValueError(f"valid_batch_size={valid_batch_size} must be at least 1")
+        if train_size is not None and not (0 < train_size <= 1 if isinstance(train_size, float) else train_size >= 1):
+            raise ValueError(f"train_size={train_size} must be a fraction in (0, 1] or a number >= 1")
         self.text_task: TextTask = TEXT_TASKS[task](self.hparams)  # everything that depends on the task
         self.text_task.check_options()
 
@@ -231,9 +253,17 @@ class TextDataModule(SplitDataModule):
             valid_size=h.valid_size,
             text_column=h.text_column,
             seed=h.seed,
+            **({} if h.get("train_size") is None else {"train_size": h.train_size}),
             **self.text_task.fingerprint_parts(),
         )
         return self.dataset_dir / "preproc" / f"{type(self).__name__}-{h.task}-{key}"
+
+    def use_sizes(self, sizes: Dict[str, Any]) -> None:
+        """Records `sizes` (from `sizes_0_11`) as hyperparameters instead of 0.11's names, which Lightning took from
+        the subclass's arguments, so that the data and a data module rebuilt from a checkpoint use them."""
+        self.hparams.update(sizes)
+        for name in ("source_train_size", "source_valid_size"):
+            self.hparams.pop(name, None)
 
     def _tokenizer_fingerprint(self) -> str:
         vocab = sorted(self.tokenizer.get_vocab().items())
@@ -262,6 +292,11 @@ class TextDataModule(SplitDataModule):
         splits = {name: dataset[name] for name in ("train", "valid", "test") if name in dataset}
         if "valid" not in splits:
             splits["train"], splits["valid"] = split_off(splits["train"], self.hparams.valid_size, self.hparams.seed)
+        train_size = self.hparams.get("train_size")
+        if train_size is not None:
+            num_train = train_size if isinstance(train_size, int) else round(train_size * len(splits["train"]))
+            if num_train < len(splits["train"]):
+                splits["train"] = splits["train"].shuffle(seed=self.hparams.seed).select(range(max(num_train, 1)))
         return datasets.DatasetDict(splits)
 
     def load_source_dataset(self) -> datasets.DatasetDict:
