@@ -274,6 +274,23 @@ def test_text_encoder_fields_and_params(tmp_path):
         torch.testing.assert_close(tensor, source.backend_model.encoder.state_dict()[name])
 
 
+def test_text_encoder_takes_0_11_positional_checkpointing_flags():
+    """0.11's `TextEncoder(config, num_latents, num_latent_channels, activation_checkpointing, activation_offloading)`
+    builds the `ActivationCheckpointing` that this library passes as `checkpointing` (also positionally)."""
+    from perceiver.model.core import ActivationCheckpointing
+    from perceiver.model.text.common import TextEncoder
+
+    with pytest.warns(DeprecationWarning, match=r"TextEncoder\(activation_checkpointing=..., activation_offloading"):
+        old = TextEncoder(TEXT_ENCODER, 4, 16, True, True)
+    assert old.checkpointing == ActivationCheckpointing(enabled=True, offload=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert TextEncoder(TEXT_ENCODER, 4, 16, ActivationCheckpointing(enabled=True)).checkpointing.enabled
+        assert not TextEncoder(TEXT_ENCODER, 4, 16).checkpointing.enabled
+    with pytest.raises(TypeError, match="at most 2"):
+        TextEncoder(TEXT_ENCODER, 4, 16, True, True, True)
+
+
 def mlm_config(**decoder_kwargs) -> mlm.MaskedLanguageModelConfig:
     decoder_kwargs = {"vocab_size": 50, "max_seq_len": 12, "num_cross_attention_heads": 1, **decoder_kwargs}
     decoder = mlm.TextDecoderConfig(**decoder_kwargs)

@@ -89,13 +89,7 @@ def _constructor_arguments(
     if config is not None and not isinstance(config, config_class):
         config_0_11 = positional_0_11(owner, order, (config, *args), config_0_11, f"{owner}(config=...)")
         config, args = None, ()
-    if len(args) == 1 and isinstance(args[0], ActivationCheckpointing) and checkpointing is None:
-        checkpointing, args = args[0], ()
-    if len(args) > 2:
-        raise TypeError(f"{owner}() takes at most 2 positional arguments after config ({len(args)} given)")
-    # the activation_* flags, positional after `config` as before `checkpointing` replaced them
-    config_0_11.update(zip(("activation_checkpointing", "activation_offloading"), args))
-    return config, checkpointing_from(checkpointing, config_0_11, owner), config_0_11
+    return config, checkpointing_from(checkpointing, config_0_11, owner, args), config_0_11
 
 
 class PerceiverEncoder(nn.Module):

@@ -46,11 +46,16 @@ class ActivationCheckpointing:
 
 
 def checkpointing_from(
-    checkpointing: Optional[ActivationCheckpointing], kwargs: Dict[str, Any], owner: str
+    checkpointing: Optional[ActivationCheckpointing], kwargs: Dict[str, Any], owner: str, args: tuple = ()
 ) -> ActivationCheckpointing:
-    """`checkpointing` (default: off), or one built from the keyword arguments `activation_checkpointing` and
-    `activation_offloading` that `owner`'s constructor took before (perceiver-io 0.11), popped from `kwargs`, with a
-    DeprecationWarning naming the new spelling."""
+    """`checkpointing` (default: off), or one built from the arguments `activation_checkpointing` and
+    `activation_offloading` that `owner`'s constructor took before (perceiver-io 0.11), popped from `kwargs` or given
+    positionally (`args`, where `checkpointing` is now), with a DeprecationWarning naming the new spelling."""
+    if len(args) == 1 and isinstance(args[0], ActivationCheckpointing) and checkpointing is None:
+        checkpointing, args = args[0], ()
+    if len(args) > 2:
+        raise TypeError(f"{owner}() got {len(args)} positional arguments in place of checkpointing, at most 2 allowed")
+    kwargs.update(zip(("activation_checkpointing", "activation_offloading"), args))
     flags = {name: kwargs.pop(name) for name in ("activation_checkpointing", "activation_offloading") if name in kwargs}
     if not flags:
         return checkpointing or ActivationCheckpointing()

@@ -41,11 +41,13 @@ class TextEncoder(PerceiverEncoder):
         config: TextEncoderConfig,
         num_latents: int,
         num_latent_channels: int,
+        *args: Any,
         checkpointing: Optional[ActivationCheckpointing] = None,
         **flags_0_11: Any,
     ):
         input_adapter = TokenInputAdapter(config.vocab_size, config.max_seq_len, config.num_input_channels)
-        checkpointing = checkpointing_from(checkpointing, flags_0_11, "TextEncoder")
+        # `args`: `checkpointing`, or perceiver-io 0.11's positional activation_checkpointing/activation_offloading
+        checkpointing = checkpointing_from(checkpointing, flags_0_11, "TextEncoder", args)
         if flags_0_11:
             raise TypeError(f"TextEncoder() got unexpected keyword arguments {sorted(flags_0_11)}")
         super().__init__(input_adapter, num_latents, num_latent_channels, config, checkpointing=checkpointing)

@@ -57,14 +57,14 @@ def copy_text_encoder(src, tgt: TextEncoder) -> None:
         copy_encoder_weights(src, tgt)
 
 
-def copy_text_decoder(source, tgt: PerceiverDecoder) -> None:
-    """Copies the decoder of a `transformers.PerceiverForMaskedLM` into a masked LM's decoder: output queries,
+def copy_text_decoder(src, tgt: PerceiverDecoder) -> None:
+    """Copies the decoder of a `transformers.PerceiverForMaskedLM` `src` into a masked LM's decoder: output queries,
     cross-attention and the output bias (the output weights are tied to the token embedding)."""
-    decoder = source.perceiver.decoder
+    decoder = src.perceiver.decoder
     with torch.no_grad():
         tgt.output_query_provider._query.copy_(decoder.output_position_encodings.position_embeddings)
         copy_cross_attention_layer(decoder.decoding_cross_attention, tgt.cross_attn)
-        tgt.output_adapter.bias.copy_(source.embedding_decoder.bias)
+        tgt.output_adapter.bias.copy_(src.embedding_decoder.bias)
 
 
 def convert_model(
