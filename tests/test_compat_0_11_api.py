@@ -125,35 +125,30 @@ def same_init(make_a, make_b):
     return a.eval(), b.eval()
 
 
-def test_cross_attention_0_11_positional_order():
+def test_cross_and_self_attention_have_0_11_parameter_order():
+    """0.11's positional calls `CrossAttention(num_heads, num_q_input_channels, num_kv_input_channels, num_qk_channels,
+    num_v_channels, max_heads_parallel, causal_attention, ...)` and `SelfAttention(num_heads, num_channels, ...)`
+    build the modules their keywords build, without a warning (the order is this library's too)."""
     x_q, x_kv = torch.randn(2, 3, 16), torch.randn(2, 5, 8)
-    torch.manual_seed(0)
-    new = CrossAttention(16, 8, num_heads=2, num_qk_channels=8, num_v_channels=4, causal_attention=True).eval()
-    torch.manual_seed(0)
-    with pytest.warns(DeprecationWarning, match=r"CrossAttention\(\) with perceiver-io 0.11's positional order"):
-        old = CrossAttention(2, 16, 8, 8, 4, None, True).eval()  # (num_heads, q, kv, qk, v, max_heads_parallel, causal)
-    assert old.attention.causal_attention and old.attention.num_v_channels == 4
-    assert torch.equal(new(x_q, x_kv), old(x_q, x_kv))
-    # 0.11's order with keywords for the rest; repeated arguments are refused as Python would
-    with pytest.warns(DeprecationWarning):
-        assert CrossAttention(2, 16, 8, dropout=0.1).attention.dropout == 0.1
-    with pytest.raises(TypeError, match="multiple values.*num_qk_channels"):
-        CrossAttention(2, 16, 8, 8, num_qk_channels=4)
-    with pytest.raises(TypeError, match="num_heads"):
-        CrossAttention(16, 8)
-    with pytest.raises(TypeError, match="at most 10 positional"):
-        CrossAttention(2, 16, 8, 8, 8, None, False, 0.0, True, True, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        torch.manual_seed(0)
+        keywords = CrossAttention(
+            num_heads=2, num_q_input_channels=16, num_kv_input_channels=8, num_qk_channels=8, num_v_channels=4,
+            causal_attention=True,
+        ).eval()  # fmt: skip
+        torch.manual_seed(0)
+        positional = CrossAttention(2, 16, 8, 8, 4, None, True).eval()
+        assert positional.attention.causal_attention and positional.attention.num_v_channels == 4
+        assert torch.equal(keywords(x_q, x_kv), positional(x_q, x_kv))
 
-
-def test_self_attention_0_11_positional_order():
-    x = torch.randn(2, 5, 16)
-    torch.manual_seed(0)
-    new = SelfAttention(16, num_heads=4, num_qk_channels=8, max_heads_parallel=2, qkv_bias=False).eval()
-    torch.manual_seed(0)
-    with pytest.warns(DeprecationWarning, match=r"use SelfAttention\(num_heads=\.\.\., num_channels=\.\.\."):
-        old = SelfAttention(4, 16, 8, None, 2, False, 0.0, False).eval()
-    assert old.attention.q_proj.bias is None and old.attention.max_heads_parallel == 2
-    assert torch.equal(new(x), old(x))
+        x = torch.randn(2, 5, 16)
+        torch.manual_seed(0)
+        keywords = SelfAttention(num_heads=4, num_channels=16, num_qk_channels=8, max_heads_parallel=2, qkv_bias=False)
+        torch.manual_seed(0)
+        positional = SelfAttention(4, 16, 8, None, 2, False, 0.0, False)
+        assert positional.attention.q_proj.bias is None and positional.attention.max_heads_parallel == 2
+        assert torch.equal(keywords.eval()(x), positional.eval()(x))
 
 
 def test_self_attention_block_has_0_11_parameter_order():

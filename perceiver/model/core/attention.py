@@ -5,13 +5,12 @@ Module structure and names follow perceiver-io 0.11, so that its saved state dic
 """
 
 import warnings
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from perceiver._compat import positional_0_11
 from perceiver.model.core.position import RotaryPositionEmbedding, _rotate_pairs
 from perceiver.model.core.utils import (
     ActivationCheckpointing,
@@ -367,89 +366,44 @@ class MultiHeadAttention(nn.Module):
 
 
 # perceiver-io 0.11's positional parameter order of `CrossAttention` and `SelfAttention` (`num_heads` first)
-_ATTENTION_ARGS_0_11 = (
-    "num_qk_channels",
-    "num_v_channels",
-    "max_heads_parallel",
-    "causal_attention",
-    "dropout",
-    "qkv_bias",
-    "out_bias",
-)
-_CROSS_ATTENTION_0_11 = ("num_heads", "num_q_input_channels", "num_kv_input_channels", *_ATTENTION_ARGS_0_11)
-_SELF_ATTENTION_0_11 = ("num_heads", "num_channels", *_ATTENTION_ARGS_0_11)
-_ATTENTION_DEFAULTS = dict(
-    num_heads=None,
-    num_qk_channels=None,
-    num_v_channels=None,
-    max_heads_parallel=None,
-    causal_attention=False,
-    dropout=0.0,
-    qkv_bias=True,
-    out_bias=True,
-)
-
-
-def _attention_kwargs(
-    name: str, names_0_11: Tuple[str, ...], args: tuple, args_0_11: tuple, attention_kwargs: Dict[str, Any]
-) -> Dict[str, Any]:
-    """The keyword arguments of a `CrossAttention`/`SelfAttention` call: `args` are its leading positional
-    arguments. More positional arguments (`args_0_11`) mean perceiver-io 0.11's order, `num_heads` first."""
-    if not args_0_11:
-        if attention_kwargs["num_heads"] is None:
-            raise TypeError(f"{name}() missing required keyword argument 'num_heads'")
-        return {**dict(zip(names_0_11[1:], args)), **attention_kwargs}
-    # keyword arguments given along with 0.11's positional ones (those left at their default cannot be told apart)
-    given = {k: v for k, v in attention_kwargs.items() if v != _ATTENTION_DEFAULTS[k]}
-    keywords = ", ".join(f"{n}=..." for n in names_0_11[: len(args) + len(args_0_11)])
-    bound = positional_0_11(name, names_0_11, (*args, *args_0_11), given, f"{name}({keywords})")
-    return {**attention_kwargs, **bound}
-
-
 class CrossAttention(nn.Module):
-    """Pre-layer-norm cross-attention of queries `x_q` to keys/values `x_kv`.
+    """Pre-layer-norm cross-attention of queries `x_q` to keys/values `x_kv`; attention arguments as in
+    `MultiHeadAttention`, in perceiver-io 0.11's order.
 
     With `x_kv_prefix` instead of `x_kv`, keys/values are the prefix followed by the (normalized) queries themselves
-    (Perceiver AR). Attention arguments as in `MultiHeadAttention` (keyword-only). perceiver-io 0.11's positional
-    order, `CrossAttention(num_heads, num_q_input_channels, num_kv_input_channels, ...)`, still works (with a
-    DeprecationWarning) when it passes at least these three positionally.
+    (Perceiver AR).
     """
 
     def __init__(
         self,
+        num_heads: int,
         num_q_input_channels: int,
         num_kv_input_channels: int,
-        *args_0_11: Any,
-        num_heads: Optional[int] = None,
         num_qk_channels: Optional[int] = None,
         num_v_channels: Optional[int] = None,
-        num_output_channels: Optional[int] = None,
         max_heads_parallel: Optional[int] = None,
         causal_attention: bool = False,
         dropout: float = 0.0,
         qkv_bias: bool = True,
         out_bias: bool = True,
+        num_output_channels: Optional[int] = None,
     ):
         super().__init__()
-        kwargs = _attention_kwargs(
-            "CrossAttention",
-            _CROSS_ATTENTION_0_11,
-            (num_q_input_channels, num_kv_input_channels),
-            args_0_11,
-            dict(
-                num_heads=num_heads,
-                num_qk_channels=num_qk_channels,
-                num_v_channels=num_v_channels,
-                max_heads_parallel=max_heads_parallel,
-                causal_attention=causal_attention,
-                dropout=dropout,
-                qkv_bias=qkv_bias,
-                out_bias=out_bias,
-            ),
+        self.q_norm = nn.LayerNorm(num_q_input_channels)
+        self.kv_norm = nn.LayerNorm(num_kv_input_channels)
+        self.attention = MultiHeadAttention(
+            num_heads=num_heads,
+            num_q_input_channels=num_q_input_channels,
+            num_kv_input_channels=num_kv_input_channels,
+            num_qk_channels=num_qk_channels,
+            num_v_channels=num_v_channels,
+            num_output_channels=num_output_channels,
+            max_heads_parallel=max_heads_parallel,
+            causal_attention=causal_attention,
+            dropout=dropout,
+            qkv_bias=qkv_bias,
+            out_bias=out_bias,
         )
-        self.q_norm = nn.LayerNorm(kwargs["num_q_input_channels"])
-        self.kv_norm = nn.LayerNorm(kwargs["num_kv_input_channels"])
-        self.attention = MultiHeadAttention(num_output_channels=num_output_channels, **kwargs)
 
     def forward(
         self,
@@ -470,15 +424,12 @@ class CrossAttention(nn.Module):
 
 
 class SelfAttention(nn.Module):
-    """Pre-layer-norm self-attention. Attention arguments as in `MultiHeadAttention` (keyword-only).
-    perceiver-io 0.11's positional order, `SelfAttention(num_heads, num_channels, ...)`, still works (with a
-    DeprecationWarning)."""
+    """Pre-layer-norm self-attention; attention arguments as in `MultiHeadAttention`, in perceiver-io 0.11's order."""
 
     def __init__(
         self,
+        num_heads: int,
         num_channels: int,
-        *args_0_11: Any,
-        num_heads: Optional[int] = None,
         num_qk_channels: Optional[int] = None,
         num_v_channels: Optional[int] = None,
         max_heads_parallel: Optional[int] = None,
@@ -488,26 +439,18 @@ class SelfAttention(nn.Module):
         out_bias: bool = True,
     ):
         super().__init__()
-        kwargs = _attention_kwargs(
-            "SelfAttention",
-            _SELF_ATTENTION_0_11,
-            (num_channels,),
-            args_0_11,
-            dict(
-                num_heads=num_heads,
-                num_qk_channels=num_qk_channels,
-                num_v_channels=num_v_channels,
-                max_heads_parallel=max_heads_parallel,
-                causal_attention=causal_attention,
-                dropout=dropout,
-                qkv_bias=qkv_bias,
-                out_bias=out_bias,
-            ),
-        )
-        num_channels = kwargs.pop("num_channels")
         self.norm = nn.LayerNorm(num_channels)
         self.attention = MultiHeadAttention(
-            num_q_input_channels=num_channels, num_kv_input_channels=num_channels, **kwargs
+            num_heads=num_heads,
+            num_q_input_channels=num_channels,
+            num_kv_input_channels=num_channels,
+            num_qk_channels=num_qk_channels,
+            num_v_channels=num_v_channels,
+            max_heads_parallel=max_heads_parallel,
+            causal_attention=causal_attention,
+            dropout=dropout,
+            qkv_bias=qkv_bias,
+            out_bias=out_bias,
         )
 
     def forward(
@@ -610,9 +553,9 @@ class CrossAttentionLayer(AttentionLayer):
         mlp_bias: bool = True,
     ):
         cross_attn = CrossAttention(
-            num_q_input_channels,
-            num_kv_input_channels,
             num_heads=num_heads,
+            num_q_input_channels=num_q_input_channels,
+            num_kv_input_channels=num_kv_input_channels,
             num_qk_channels=num_qk_channels,
             num_v_channels=num_v_channels,
             max_heads_parallel=max_heads_parallel,
@@ -655,8 +598,8 @@ class SelfAttentionLayer(AttentionLayer):
         mlp_bias: bool = True,
     ):
         self_attn = SelfAttention(
-            num_channels,
             num_heads=num_heads,
+            num_channels=num_channels,
             num_qk_channels=num_qk_channels,
             num_v_channels=num_v_channels,
             max_heads_parallel=max_heads_parallel,
