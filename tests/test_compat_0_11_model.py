@@ -509,8 +509,10 @@ def test_positions_takes_0_11_keywords():
     shift = torch.tensor([[0], [2]])
     with pytest.warns(DeprecationWarning):
         assert positions(b=2, n=4, shift=shift).tolist() == [[0, 1, 2, 3], [0, 0, 0, 1]]
-    with pytest.raises(TypeError, match="unexpected keyword arguments \\['m'\\]"):
+    with pytest.raises(TypeError, match="unexpected keyword argument 'm'"):
         positions(m=2)
+    with pytest.raises(TypeError, match="multiple values for argument 'batch_size'"):
+        positions(2, 4, b=2)
 
 
 # ---------------------------------------------------------------- 0.11's public names

@@ -1,50 +1,27 @@
 """Position encodings: Fourier features (Perceiver IO), rotary embeddings (RoFormer) and position indices."""
 
 import math
-import warnings
 from typing import Dict, Optional, Sequence
 
 import torch
 import torch.nn as nn
 
+from perceiver._compat import renamed_keywords
 
-def positions(
-    batch_size: Optional[int] = None,
-    seq_len: Optional[int] = None,
-    shift: Optional[torch.Tensor] = None,
-    device=None,
-    **deprecated: int,
-) -> torch.Tensor:
+
+def positions(batch_size: int, seq_len: int, shift: Optional[torch.Tensor] = None, device=None) -> torch.Tensor:
     """Absolute positions `(batch_size, seq_len)`; `shift` `(batch_size, 1)` moves left-padded rows so that their
     first real token gets position 0 (positions of padding tokens are clamped to 0).
 
     perceiver-io 0.11's keywords `b` and `n` are still accepted, with a DeprecationWarning.
     """
-    batch_size, seq_len = _renamed_arguments(deprecated, batch_size=batch_size, seq_len=seq_len)
     pos = torch.arange(seq_len, device=device).expand(batch_size, seq_len)
     if shift is not None:
         pos = (pos - shift).clamp(min=0)
     return pos
 
 
-def _renamed_arguments(deprecated: Dict[str, int], **values: Optional[int]):
-    # 0.11 names of the arguments of `positions`, in the order of `values`
-    old_names = dict(zip(("b", "n"), values))
-    unknown = sorted(set(deprecated) - set(old_names))
-    if unknown:
-        raise TypeError(f"positions() got unexpected keyword arguments {unknown}")
-    for old, new in old_names.items():
-        if old in deprecated:
-            warnings.warn(
-                f"positions({old}=...) is deprecated, use positions({new}=...)", DeprecationWarning, stacklevel=3
-            )
-            if values[new] is not None:
-                raise TypeError(f"positions() got both {old}= and {new}=")
-            values[new] = deprecated[old]
-    missing = [name for name, value in values.items() if value is None]
-    if missing:
-        raise TypeError(f"positions() missing arguments {missing}")
-    return tuple(values.values())
+positions = renamed_keywords(positions, b="batch_size", n="seq_len")
 
 
 class FrequencyPositionEncoding(nn.Module):
