@@ -596,6 +596,7 @@ NAMES_0_11 = {
         "PerceiverTextClassifier",
         "PerceiverTextClassifierConfig",
         "LitTextClassifier",
+        "convert_imdb_classifier_checkpoint",
     ],
     "perceiver.model.text.clm": [
         "CausalLanguageModel",
@@ -619,6 +620,7 @@ NAMES_0_11 = {
         "PerceiverImageClassifierConfig",
         "PerceiverImageClassifierInputProcessor",
         "LitImageClassifier",
+        "convert_mnist_classifier_checkpoint",
     ],
     "perceiver.model.vision.optical_flow": [
         "OpticalFlow",
@@ -632,6 +634,39 @@ NAMES_0_11 = {
         "OpticalFlowPipeline",
     ],
     # exported by the package `__init__` files of earlier versions
+    "perceiver.model.audio.symbolic": [
+        "LitSymbolicAudioModel",
+        "PerceiverSymbolicAudioModel",
+        "PerceiverSymbolicAudioModelConfig",
+        "SymbolicAudioModel",
+        "SymbolicAudioModelConfig",
+        "convert_checkpoint",
+    ],
+    "perceiver.data.audio": ["GiantMidiPianoDataModule", "MaestroV3DataModule"],
+    "perceiver.data.text": [
+        "BookCorpusDataModule",
+        "BookCorpusOpenDataModule",
+        "C4DataModule",
+        "Enwik8DataModule",
+        "ImdbDataModule",
+        "Task",
+        "TextPreprocessor",
+        "WikiTextDataModule",
+        "WikipediaDataModule",
+    ],
+    "perceiver.data.vision": ["MNISTDataModule", "MNISTPreprocessor"],
+    # 0.11's script packages re-exported their data modules
+    "perceiver.scripts.audio": ["GiantMidiPianoDataModule", "MaestroV3DataModule"],
+    "perceiver.scripts.text": [
+        "BookCorpusDataModule",
+        "BookCorpusOpenDataModule",
+        "C4DataModule",
+        "Enwik8DataModule",
+        "ImdbDataModule",
+        "WikiTextDataModule",
+        "WikipediaDataModule",
+    ],
+    "perceiver.scripts.vision": ["MNISTDataModule"],
     "perceiver.model.text": ["TextEncoderConfig", "TextInputAdapter"],
     "perceiver.model.vision": ["ImageEncoderConfig", "ImageInputAdapter"],
     # 0.11 backend-module names beyond the `__init__` exports
