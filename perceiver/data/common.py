@@ -299,8 +299,9 @@ def dataloader(
       are restored afterwards), so that batches are the same with any number of workers, with prefetching, and
       after a resumed run skips the batches it has seen (`loader.sampler.resume`);
     - with `passes` (a counter shared by a data module's loaders), a pass over a loader whose epoch was never set
-      (iterated by hand, not by a Lightning trainer) draws that randomness afresh, keyed by the pass's number, as
-      perceiver-io 0.11's loaders did (e.g. new dynamic masks for each pass over the validation data).
+      (iterated by hand, or by `trainer.validate` / `test`; `fit` sets epochs) draws that randomness afresh, keyed by
+      the pass's number, as perceiver-io 0.11's loaders did (e.g. new dynamic masks for each pass over the
+      validation data); a new data module's first pass is the same in every run.
     """
     pin_memory = pin_memory and torch.cuda.is_available()
     if isinstance(dataset, IterableDataset) or not hasattr(dataset, "__len__"):
