@@ -497,6 +497,30 @@ def test_0_11_keyword_constructors_warn_and_build_the_same_modules():
         PerceiverDecoder(torch.nn.Identity(), query, 16, DecoderConfig(), num_cross_attention_heads=2)
 
 
+def test_perceiver_ar_takes_0_11_arguments_by_keyword_and_position():
+    from perceiver.model.core import PerceiverAR, PerceiverARConfig, TokenInputAdapterWithRotarySupport
+
+    def adapter():
+        return TokenInputAdapterWithRotarySupport(rotated_channels_per_head=4, vocab_size=50, max_seq_len=12,
+                                                  num_input_channels=16)  # fmt: skip
+
+    config = PerceiverARConfig(num_heads=2, num_self_attention_layers=3, cross_attention_dropout=0.25)
+    torch.manual_seed(0)
+    new = PerceiverAR(adapter(), config)
+    torch.manual_seed(0)
+    with pytest.warns(DeprecationWarning, match=r"PerceiverAR\(\) with perceiver-io 0.11's positional order"):
+        positional = PerceiverAR(adapter(), 2, None, 3, 1, 4, 4, 0.25)  # (num_heads, max_heads_parallel, layers, ...)
+    torch.manual_seed(0)
+    with pytest.warns(DeprecationWarning, match=r"PerceiverAR\(\.\.\., config=PerceiverARConfig"):
+        keywords = PerceiverAR(adapter(), num_heads=2, num_self_attention_layers=3, cross_attention_dropout=0.25)
+    assert positional.config == keywords.config == config
+    for model in (positional, keywords):
+        for name, tensor in new.state_dict().items():
+            assert torch.equal(model.state_dict()[name], tensor), name
+    with pytest.raises(TypeError, match="2 positional arguments"):
+        PerceiverAR(adapter(), config, 3)
+
+
 def test_positions_takes_0_11_keywords():
     from perceiver.model.core import positions
 

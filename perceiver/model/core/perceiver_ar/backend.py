@@ -13,6 +13,7 @@ from typing import Any, List, Optional, Tuple
 import torch
 import torch.nn as nn
 
+from perceiver._compat import positional_0_11
 from perceiver.model.core.adapter import RotarySupport, TiedTokenOutputAdapter, TokenInputAdapterWithRotarySupport
 from perceiver.model.core.attention import CrossAttentionLayer, KVCache, SelfAttentionBlock
 from perceiver.model.core.config import PerceiverARConfig, config_from_0_11_kwargs
@@ -57,12 +58,23 @@ class PerceiverAR(nn.Module):
 
     The architecture comes from `config` (a `PerceiverARConfig`, whose docstring describes the fields; its
     `cross_attention_dropout` is the prefix dropout of the paper: dropped prefix positions leave the cross-attention
-    in training, the kept ones keep their order and positions). perceiver-io 0.11 took the fields as keyword
-    arguments instead (`PerceiverAR(input_adapter, num_heads=8, ...)`); that still works, with a DeprecationWarning.
+    in training, the kept ones keep their order and positions). perceiver-io 0.11 took the fields as arguments
+    instead (`PerceiverAR(input_adapter, num_heads=8, ...)`, or positionally in the config's field order); that still
+    works, with a DeprecationWarning.
     """
 
-    def __init__(self, input_adapter: RotarySupport, config: Optional[PerceiverARConfig] = None, **config_0_11: Any):
+    def __init__(
+        self, input_adapter: RotarySupport, config: Optional[PerceiverARConfig] = None, *args: Any, **config_0_11: Any
+    ):
         super().__init__()
+        if isinstance(config, int) and not isinstance(config, bool):
+            # perceiver-io 0.11's positional order (`num_heads` first): the config's fields, in their order
+            names = [f.name for f in dataclasses.fields(PerceiverARConfig)]
+            new_spelling = "PerceiverAR(input_adapter, config=PerceiverARConfig(...))"
+            config_0_11 = positional_0_11("PerceiverAR", names, (config, *args), config_0_11, new_spelling)
+            config = None
+        elif args:
+            raise TypeError(f"PerceiverAR() takes 2 positional arguments with a config ({2 + len(args)} given)")
         if config is None:
             config = config_from_0_11_kwargs(PerceiverARConfig, {}, config_0_11, "PerceiverAR")
         elif config_0_11:
