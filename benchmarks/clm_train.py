@@ -4,6 +4,8 @@ weights, in one process, interleaved; model FLOPs (`torch.utils.flop_counter`) o
     python -m benchmarks.clm_train              # 8 layers, 512 channels, max_seq_len 2048, 512 latents, batch 2
     python -m benchmarks.clm_train --quick      # a smaller model, for a smoke test
     python -m benchmarks.clm_train --compile    # also both models under torch.compile
+    python -m benchmarks.clm_train --no-peer --num-layers 16 --num-channels 2048 --num-heads 16 ...
+                                                # this library alone (model FLOPs utilization of a large config)
 
 Both models are timed with AdamW's default implementation (a loop over the parameters on CPU, what 0.11's CLI ran)
 and with its fused kernel (this library's default).
@@ -38,11 +40,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="small model and few steps")
     parser.add_argument("--num-layers", type=int, default=8)
     parser.add_argument("--num-channels", type=int, default=512)
+    parser.add_argument("--num-heads", type=int, default=8)
     parser.add_argument("--max-seq-len", type=int, default=2048)
     parser.add_argument("--max-latents", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--compile", action="store_true", help="also time both models under torch.compile")
+    parser.add_argument("--no-peer", action="store_true", help="time this library alone (no perceiver-io 0.11)")
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
     if args.quick:
@@ -61,12 +65,15 @@ def main() -> None:
         max_seq_len=args.max_seq_len,
         max_latents=args.max_latents,
         num_channels=args.num_channels,
+        num_heads=args.num_heads,
         num_self_attention_layers=args.num_layers,
     )
-    ours = CausalLanguageModel(CausalLanguageModelConfig(**fields)).to(dev).train()
-    pio011 = import_perceiver_io_011()
-    theirs = pio011.CausalSequenceModel(pio011.CausalSequenceModelConfig(**fields)).to(dev).train()
-    theirs.load_state_dict(ours.state_dict())  # same layout, same weights
+    models = {"perceiver-io": CausalLanguageModel(CausalLanguageModelConfig(**fields)).to(dev).train()}
+    if not args.no_peer:
+        pio011 = import_perceiver_io_011()
+        theirs = pio011.CausalSequenceModel(pio011.CausalSequenceModelConfig(**fields)).to(dev).train()
+        theirs.load_state_dict(models["perceiver-io"].state_dict())  # same layout, same weights
+        models["perceiver-io 0.11"] = theirs
 
     x = torch.randint(3, 262, (args.batch_size, args.max_seq_len), device=dev)
     prefix_len = args.max_seq_len - args.max_latents
@@ -83,13 +90,12 @@ def main() -> None:
 
         return step
 
-    models = {"perceiver-io": ours, "perceiver-io 0.11": theirs}
     if args.compile:
         models.update({f"{name}, compiled": compiled(m) for name, m in list(models.items())})
     steps = {name: step_fn(m, torch.optim.AdamW(m.parameters(), lr=1e-5)) for name, m in models.items()}
     # the same steps with AdamW's fused kernel, the default optimizer of this library's Lightning wrappers and CLI
     # (0.11's CLI ran AdamW's default for-loop implementation)
-    for name in ("perceiver-io", "perceiver-io 0.11"):
+    for name in [name for name in ("perceiver-io", "perceiver-io 0.11") if name in models]:
         params = list(models[name].parameters())
         fused = torch.optim.AdamW(params, lr=1e-5, fused=fused_optimizer_supported(params))
         steps[f"{name}, fused AdamW"] = step_fn(models[name], fused)
@@ -102,6 +108,8 @@ def main() -> None:
             del steps[name]
     flops = count_flops(steps["perceiver-io"])
     peak = matmul_peak(dev)
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
     times = time_interleaved(steps, args.repeats, dev)
 
     print(
@@ -110,7 +118,10 @@ def main() -> None:
         f"median of {args.repeats}"
     )
     print(f"matmul peak: {peak / 1e9:.1f} GFLOP/s; model FLOPs per step: {flops / 1e9:.2f} GFLOP")
-    print_timings(times, "perceiver-io 0.11", flops, peak, unit="ms/step", width=34)
+    if dev.type == "cuda":
+        print(f"peak GPU memory allocated: {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")
+    peer = "perceiver-io" if args.no_peer else "perceiver-io 0.11"
+    print_timings(times, peer, flops, peak, unit="ms/step", width=34)
 
 
 if __name__ == "__main__":
