@@ -160,8 +160,8 @@ def peak_rss_increase(fn) -> int:
 
 def long_inputs(args) -> None:
     print(f"long inputs: language-perceiver widths, 6 self-attention layers, 256 latents; {machine(device())}")
-    print(f"{'tokens':>8s} {'model':14s} {'seconds':>9s} {'s / 1k tokens':>14s} {'forward peak memory':>20s}")
-    for seq_len in LONG_SIZES:
+    print(f"{'tokens':>8s} {'model':14s} {'ms':>9s} {'ms / 1k tokens':>14s} {'forward peak memory':>20s}")
+    for seq_len in args.long_sizes:
         for impl in ("perceiver-io", "transformers"):
             command = [sys.executable, "-m", "benchmarks.mlm_forward", "--long-run", impl, str(seq_len)]
             result = subprocess.run(command + ["--repeats", str(args.repeats)], capture_output=True, text=True)
@@ -171,7 +171,7 @@ def long_inputs(args) -> None:
                 continue
             r = json.loads(result.stdout.strip().splitlines()[-1])
             print(
-                f"{seq_len:8d} {impl:14s} {r['seconds']:9.2f} {r['seconds'] / seq_len * 1024:14.3f} "
+                f"{seq_len:8d} {impl:14s} {r['seconds'] * 1000:9.1f} {r['seconds'] * 1000 / seq_len * 1024:14.2f} "
                 f"{r['peak_bytes'] / 2**20:9.0f} MiB"
             )
 
@@ -184,6 +184,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--compile", action="store_true", help="also time both models under torch.compile")
     parser.add_argument("--long", action="store_true", help="1k to 64k tokens: time and peak memory per size")
+    parser.add_argument("--long-sizes", type=int, nargs="+", default=LONG_SIZES, help="token counts of --long")
     parser.add_argument("--long-run", nargs=2, metavar=("IMPL", "SEQ_LEN"), help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
