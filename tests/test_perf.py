@@ -258,3 +258,67 @@ def test_default_optimizer_is_fused_adamw_with_the_same_steps():
         torch.testing.assert_close(p, q, atol=1e-6, rtol=1e-5, msg=name)
     assert fused_optimizer_supported([torch.zeros(2, dtype=torch.long)]) is None  # no fused kernel for integers
     assert fused_optimizer_supported([]) is None
+
+
+@pytest.mark.parametrize("numel", [1, 1024, 16384, 16385, 200_000])
+def test_gelu_small_inputs_take_pytorch_kernel_with_the_same_values(numel):
+    """Small CPU inputs bypass oneDNN's GELU (fixed setup cost) for PyTorch's own kernel: the same function; the
+    global oneDNN switch is restored afterwards, also when a user has turned oneDNN off."""
+    from perceiver.model.core.attention import GELU
+
+    x = torch.randn(numel) * 4
+    expected = torch.nn.functional.gelu(x.double()).float()
+    torch.testing.assert_close(GELU()(x), expected, atol=2e-6, rtol=1e-6)
+    assert torch._C._get_mkldnn_enabled()
+    torch._C._set_mkldnn_enabled(False)
+    try:
+        torch.testing.assert_close(GELU()(x), expected, atol=2e-6, rtol=1e-6)
+        assert not torch._C._get_mkldnn_enabled()
+    finally:
+        torch._C._set_mkldnn_enabled(True)
+    x.requires_grad_(True)
+    GELU()(x).sum().backward()
+    torch.testing.assert_close(x.grad, torch.autograd.grad(torch.nn.functional.gelu(x).sum(), x)[0], atol=1e-6, rtol=0)
+
+
+def test_rotary_rotation_equals_the_pairwise_formula():
+    """`rotate` (swap pairs times a signed sin table) against the textbook rotation of each channel pair."""
+    from perceiver.model.core.position import FrequencyPositionEncoding, RotaryPositionEmbedding
+
+    torch.manual_seed(0)
+    angles = FrequencyPositionEncoding(dim=8)(torch.arange(12).expand(2, 12))  # (b, n, 8)
+    t = torch.randn(2, 3, 12, 16)  # (b, h, n, c): 8 rotated channels, 8 passed through
+    rotated = RotaryPositionEmbedding(angles, right_align=True).rotate(t)
+    a = angles[..., ::2].unsqueeze(1)  # one angle per pair
+    x1, x2 = t[..., 0:8:2], t[..., 1:8:2]
+    expected = torch.stack((x1 * a.cos() - x2 * a.sin(), x2 * a.cos() + x1 * a.sin()), dim=-1).flatten(-2)
+    torch.testing.assert_close(rotated[..., :8], expected, atol=1e-6, rtol=0)
+    assert torch.equal(rotated[..., 8:], t[..., 8:])
+    table = RotaryPositionEmbedding(angles.double(), dtype=torch.float32)
+    assert table.cos.dtype == table.sin.dtype == table.signed_sin.dtype == torch.float32
+
+
+def test_mask_without_padding_equals_no_mask():
+    """An all-ones 🤗 attention mask (what `generate` passes) is dropped on CPU: the logits equal unmasked ones, in
+    the prompt's forward pass and in cached steps; a mask with padding still masks."""
+    model = tiny_clm()
+    prompt = torch.randint(3, 262, (2, 10))
+    no_padding = torch.zeros(2, 10, dtype=torch.bool)
+    with torch.no_grad():
+        expected = model(prompt, 6).logits
+        torch.testing.assert_close(model(prompt, 6, pad_mask=no_padding).logits, expected, atol=0, rtol=0)
+        padded = no_padding.clone()
+        padded[0, :3] = True
+        assert not torch.allclose(model(prompt, 6, pad_mask=padded).logits[0], expected[0])
+        caches = [model.empty_kv_cache(2), model.empty_kv_cache(2)]
+        model(prompt, 6, kv_cache=caches[0])
+        model(prompt, 6, pad_mask=no_padding, kv_cache=caches[1])
+        for step in range(12):
+            token = torch.randint(3, 262, (2, 1))
+            mask = torch.zeros(2, 11 + step, dtype=torch.bool)
+            torch.testing.assert_close(
+                model(token, 0, pad_mask=mask, kv_cache=caches[1]).logits,
+                model(token, 0, kv_cache=caches[0]).logits,
+                atol=0,
+                rtol=0,
+            )

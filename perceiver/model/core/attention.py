@@ -339,7 +339,8 @@ class MultiHeadAttention(nn.Module):
         """Concatenated weights of `linears`, cached in eval mode. The cache is dropped by `train()` (optimizers
         may update weights without bumping their version counters) and rebuilt when a weight is replaced or changed
         in place (`load_state_dict`, `to`)."""
-        params = [p for m in linears for p in (m.weight, m.bias) if p is not None]
+        # `_parameters` rather than attribute access: this check runs in every generation step
+        params = [p for m in linears for p in (m._parameters["weight"], m._parameters["bias"]) if p is not None]
         key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in params)
         cached = self._fused_weights.get(name)
         if cached is None or cached[0] != key:
@@ -464,6 +465,31 @@ class SelfAttention(nn.Module):
         return self.attention(x, x, pad_mask, rot_pos_emb, rot_pos_emb, kv_cache)
 
 
+class GELU(nn.GELU):
+    """`nn.GELU` (exact, erf-based) that takes PyTorch's own CPU kernel for small inputs.
+
+    On CPU, `F.gelu` goes to oneDNN, whose kernel has a fixed setup cost of about 7 µs: five times the whole
+    computation for the few rows of a generation step (1 x 1024 elements: 8.8 µs, PyTorch's kernel 1.5 µs). Above
+    `max_native_elements`, oneDNN is the faster one. Both compute the same function (max abs difference ~1e-7).
+    """
+
+    max_native_elements: int = 16384
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (
+            torch.compiler.is_compiling()
+            or x.device.type != "cpu"
+            or x.numel() > self.max_native_elements
+            or not torch._C._get_mkldnn_enabled()
+        ):
+            return super().forward(x)
+        torch._C._set_mkldnn_enabled(False)  # selects the kernel of this call only (PyTorch has no per-call option)
+        try:
+            return super().forward(x)
+        finally:
+            torch._C._set_mkldnn_enabled(True)
+
+
 class MLP(nn.Sequential):
     """Pre-layer-norm feed-forward network with hidden size `widening_factor * num_channels`."""
 
@@ -471,7 +497,7 @@ class MLP(nn.Sequential):
         super().__init__(
             nn.LayerNorm(num_channels),
             nn.Linear(num_channels, widening_factor * num_channels, bias=bias),
-            nn.GELU(),
+            GELU(),
             nn.Linear(widening_factor * num_channels, num_channels, bias=bias),
         )
 

@@ -53,25 +53,35 @@ class RotaryPositionEmbedding:
     at the end of a Perceiver AR sequence), otherwise the first.
     """
 
-    def __init__(self, frq_pos_enc: torch.Tensor, right_align: bool = False):
+    def __init__(self, frq_pos_enc: torch.Tensor, right_align: bool = False, dtype: Optional[torch.dtype] = None):
+        """:param dtype: of the cos/sin tables, computed in `frq_pos_enc`'s dtype (default: that dtype)."""
         frq_pos_enc = frq_pos_enc.unsqueeze(1)  # (b, 1, n, c), broadcast over heads
-        self.cos = frq_pos_enc.cos()
-        self.sin = frq_pos_enc.sin()
+        self.cos = frq_pos_enc.cos().to(dtype or frq_pos_enc.dtype)
+        self.sin = frq_pos_enc.sin().to(dtype or frq_pos_enc.dtype)
         self.rotate_dim = frq_pos_enc.shape[-1]
         self.right_align = right_align
+        # sin with the sign of each pair's rotation, [-sin a1, sin a1, -sin a2, ...] (the two channels of a pair share
+        # an angle), so that a rotation is `t * cos + swap_pairs(t) * signed_sin`
+        sin_pairs = self.sin.unflatten(-1, (-1, 2))
+        self.signed_sin = torch.stack((sin_pairs[..., 1].neg(), sin_pairs[..., 0]), dim=-1).flatten(-2)
 
     def rotate(self, t: torch.Tensor) -> torch.Tensor:
         # t: (b, h, n, c)
         seq_len = t.shape[-2]
         window = slice(-seq_len, None) if self.right_align else slice(0, seq_len)
-        cos, sin = self.cos[..., window, :], self.sin[..., window, :]
+        cos, signed_sin = self.cos[..., window, :], self.signed_sin[..., window, :]
         if cos.dtype != t.dtype:  # angles are float32, `t` has the model's dtype
-            cos, sin = cos.to(t.dtype), sin.to(t.dtype)
+            cos, signed_sin = cos.to(t.dtype), signed_sin.to(t.dtype)
         t_rot = t[..., : self.rotate_dim]
-        t_rot = torch.addcmul(t_rot * cos, _rotate_pairs(t_rot), sin)
+        t_rot = torch.addcmul(t_rot * cos, _swap_pairs(t_rot), signed_sin)
         if self.rotate_dim == t.shape[-1]:
             return t_rot
         return torch.cat((t_rot, t[..., self.rotate_dim :]), dim=-1)
+
+
+def _swap_pairs(x: torch.Tensor) -> torch.Tensor:
+    # [x1, x2, x3, x4, ...] -> [x2, x1, x4, x3, ...]
+    return x.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)
 
 
 def _rotate_pairs(x: torch.Tensor) -> torch.Tensor:

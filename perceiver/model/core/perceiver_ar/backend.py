@@ -159,6 +159,11 @@ class PerceiverAR(nn.Module):
         b, n = x.shape[:2]
         n_cached = 0 if kv_cache is None else kv_cache[0].seq_len
         pad_mask = window_mask(pad_mask, n_cached + n)
+        if pad_mask is not None and pad_mask.device.type == "cpu" and not torch.compiler.is_compiling():
+            # a window without padding attends unmasked: the same result with fewer operations (a 🤗 `generate`
+            # passes an all-ones attention mask). Reading the mask would wait for an accelerator, so only on CPU.
+            if not pad_mask.any():
+                pad_mask = None
         if n_cached == 0:
             shift = None if pad_mask is None else pad_mask.sum(dim=1, keepdim=True)
             x, frq_pos_enc = self.input_adapter(x, abs_pos=positions(b, n, shift, device=x.device))
@@ -223,8 +228,7 @@ class PerceiverAR(nn.Module):
         inv_freq = self.input_adapter.frq_pos_encoding.inv_freq
         wide = torch.float64 if x.device.type in ("cpu", "cuda") else torch.float32
         angles = stream_pos.to(wide).unsqueeze(-1) * inv_freq.to(wide)
-        rot_pos_emb = RotaryPositionEmbedding(angles.repeat_interleave(2, dim=-1), right_align=True)
-        rot_pos_emb.cos, rot_pos_emb.sin = rot_pos_emb.cos.to(x.dtype), rot_pos_emb.sin.to(x.dtype)
+        rot_pos_emb = RotaryPositionEmbedding(angles.repeat_interleave(2, dim=-1), right_align=True, dtype=x.dtype)
         return x, rot_pos_emb
 
 
