@@ -322,3 +322,33 @@ def test_mask_without_padding_equals_no_mask():
                 atol=0,
                 rtol=0,
             )
+
+
+@pytest.mark.parametrize("case", ["no mask", "pad mask", "causal", "right-aligned causal", "one query"])
+@pytest.mark.parametrize("block_elements", [2**19, 64])
+def test_attention_with_wider_values_equals_sdpa(case, block_elements, monkeypatch):
+    """On CPU, attention whose values are wider than queries/keys (language perceiver) runs in query blocks of its
+    own instead of SDPA's math fallback: the same outputs and gradients, fully masked rows included (zero)."""
+    import perceiver.model.core.attention as attention
+
+    monkeypatch.setattr(attention, "SCORE_BLOCK_ELEMENTS", block_elements)  # 64: several blocks (1 row each)
+    torch.manual_seed(0)
+    n_q, n_k = {"causal": (7, 7), "one query": (1, 9)}.get(case, (5, 9))
+    q, k = torch.randn(2, 3, n_q, 4, requires_grad=True), torch.randn(2, 3, n_k, 4, requires_grad=True)
+    v = torch.randn(2, 3, n_k, 10, requires_grad=True)
+    mask, is_causal = None, case == "causal"
+    if case == "pad mask":
+        mask = torch.ones(2, 1, 1, n_k, dtype=torch.bool)
+        mask[0, ..., :3] = False
+        mask[1] = False  # a row without any key: zero output, as with SDPA
+    elif case == "right-aligned causal":
+        mask = torch.ones(n_q, n_k, dtype=torch.bool).tril(n_k - n_q)
+    output = attention._attend(q, k, v, mask, 0.0, is_causal)
+    grads = torch.autograd.grad(output.square().sum(), (q, k, v))
+    expected = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal)
+    expected_grads = torch.autograd.grad(expected.square().sum(), (q, k, v))
+    torch.testing.assert_close(output, expected, atol=ATOL, rtol=0)
+    for grad, expected_grad in zip(grads, expected_grads):
+        torch.testing.assert_close(grad, expected_grad, atol=ATOL, rtol=0)
+    if case == "pad mask":
+        assert torch.equal(output[1], torch.zeros_like(output[1]))

@@ -299,18 +299,10 @@ class MultiHeadAttention(nn.Module):
         dropout_p = self.dropout if self.training else 0.0
 
         if self.max_heads_parallel >= self.num_heads:
-            o = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal)
+            o = _attend(q, k, v, attn_mask, dropout_p, is_causal)
         else:
             chunks = zip(*(t.split(self.max_heads_parallel, dim=1) for t in (q, k, v)))
-            o = torch.cat(
-                [
-                    F.scaled_dot_product_attention(
-                        qc, kc, vc, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal
-                    )
-                    for qc, kc, vc in chunks
-                ],
-                dim=1,
-            )
+            o = torch.cat([_attend(qc, kc, vc, attn_mask, dropout_p, is_causal) for qc, kc, vc in chunks], dim=1)
 
         o = o.transpose(1, 2).flatten(-2)  # (b, n, h * c)
         return self.o_proj(o)
@@ -364,6 +356,50 @@ class MultiHeadAttention(nn.Module):
         if pad_mask is not None:
             mask = mask & ~pad_mask[:, None, None, :]
         return mask, False
+
+
+def _attend(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    attn_mask: Optional[torch.Tensor],
+    dropout_p: float,
+    is_causal: bool,
+) -> torch.Tensor:
+    """`softmax(q k^T / sqrt(d)) v` per head, `(b, h, n, c)`, with a boolean `attn_mask` (True = attend).
+
+    SDPA, except on CPU when values have another head width than queries and keys (DeepMind's language perceiver:
+    32 vs 160). No fused CPU kernel takes that, and SDPA's math fallback materializes all `b x h x n_q x n_k` scores
+    and makes three more passes over them than needed (it guards fully masked rows even without a mask). Here,
+    queries go in blocks whose scores stay in cache from the first GEMM to the second (`SCORE_BLOCK_ELEMENTS`), the
+    mask is applied only when there is one, and fully masked rows give zero output, as with SDPA.
+    """
+    if q.device.type != "cpu" or q.shape[-1] == v.shape[-1] or torch.compiler.is_compiling():
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal)
+    if is_causal:  # n_q == n_k (see `MultiHeadAttention._attention_mask`)
+        attn_mask = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool, device=q.device).tril()
+    # contiguous heads: batched CPU GEMMs over the projections' strided head views can take a 3x slower path
+    q, k = q.contiguous() * q.shape[-1] ** -0.5, k.contiguous()
+    rows = max(1, SCORE_BLOCK_ELEMENTS // (q.shape[0] * q.shape[1] * k.shape[-2]))
+    blocks = []
+    for start in range(0, q.shape[-2], rows):
+        mask = attn_mask
+        if mask is not None and mask.shape[-2] > 1:
+            mask = mask[..., start : start + rows, :]
+        scores = torch.matmul(q[..., start : start + rows, :], k.transpose(-2, -1))  # (b, h, rows, n_k)
+        if mask is not None:
+            scores.masked_fill_(~mask, float("-inf"))
+        attn = scores.softmax(dim=-1)
+        if mask is not None:
+            attn = attn.nan_to_num(0.0)  # rows without any key to attend (softmax of -inf only)
+        if dropout_p > 0.0:
+            attn = F.dropout(attn, dropout_p)
+        blocks.append(torch.matmul(attn, v))
+    return blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=-2)
+
+
+# scores per query block of `_attend` (2 MiB of float32: the fastest of 128 KiB to 4 MiB on this project's CPU)
+SCORE_BLOCK_ELEMENTS = 2**19
 
 
 # perceiver-io 0.11's positional parameter order of `CrossAttention` and `SelfAttention` (`num_heads` first)

@@ -29,6 +29,7 @@ from perceiver.model.core.utils import (
     freeze,
     init_parameters,
     maybe_checkpoint,
+    without_empty_pad_mask,
 )
 
 C = TypeVar("C")
@@ -197,6 +198,7 @@ class PerceiverEncoder(nn.Module):
         """
         x_adapted = self.input_adapter(x)
         x_latent = self.latent_provider().expand(x_adapted.shape[0], -1, -1)
+        pad_mask = without_empty_pad_mask(pad_mask)
 
         cross_attn_n = getattr(self, "cross_attn_n", self.cross_attn_1)
         self_attn_n = getattr(self, "self_attn_n", self.self_attn_1)

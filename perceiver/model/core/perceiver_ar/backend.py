@@ -26,6 +26,7 @@ from perceiver.model.core.utils import (
     check_token_ids,
     init_parameters,
     maybe_checkpoint,
+    without_empty_pad_mask,
 )
 
 
@@ -158,12 +159,7 @@ class PerceiverAR(nn.Module):
         """
         b, n = x.shape[:2]
         n_cached = 0 if kv_cache is None else kv_cache[0].seq_len
-        pad_mask = window_mask(pad_mask, n_cached + n)
-        if pad_mask is not None and pad_mask.device.type == "cpu" and not torch.compiler.is_compiling():
-            # a window without padding attends unmasked: the same result with fewer operations (a 🤗 `generate`
-            # passes an all-ones attention mask). Reading the mask would wait for an accelerator, so only on CPU.
-            if not pad_mask.any():
-                pad_mask = None
+        pad_mask = without_empty_pad_mask(window_mask(pad_mask, n_cached + n))  # 🤗 `generate` passes all-ones masks
         if n_cached == 0:
             shift = None if pad_mask is None else pad_mask.sum(dim=1, keepdim=True)
             x, frq_pos_enc = self.input_adapter(x, abs_pos=positions(b, n, shift, device=x.device))
