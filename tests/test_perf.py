@@ -325,17 +325,18 @@ def test_mask_without_padding_equals_no_mask():
 
 
 @pytest.mark.parametrize("case", ["no mask", "pad mask", "causal", "right-aligned causal", "one query"])
-@pytest.mark.parametrize("block_elements", [2**19, 64])
-def test_attention_with_wider_values_equals_sdpa(case, block_elements, monkeypatch):
+@pytest.mark.parametrize("blocked", [False, True])
+def test_attention_with_wider_values_equals_sdpa(case, blocked, monkeypatch):
     """On CPU, attention whose values are wider than queries/keys (language perceiver) runs in query blocks of its
     own instead of SDPA's math fallback: the same outputs and gradients, fully masked rows included (zero)."""
     import perceiver.model.core.attention as attention
 
-    monkeypatch.setattr(attention, "SCORE_BLOCK_ELEMENTS", block_elements)  # 64: several blocks (1 row each)
     torch.manual_seed(0)
-    n_q, n_k = {"causal": (7, 7), "one query": (1, 9)}.get(case, (5, 9))
+    n_q, n_k = {"causal": (40, 40), "one query": (1, 9)}.get(case, (40, 50))
     q, k = torch.randn(2, 3, n_q, 4, requires_grad=True), torch.randn(2, 3, n_k, 4, requires_grad=True)
     v = torch.randn(2, 3, n_k, 10, requires_grad=True)
+    # blocks of 14 query rows (the fewest it takes with 4 + 10 channels), or all rows at once
+    monkeypatch.setattr(attention, "SCORE_BLOCK_ELEMENTS", (14 if blocked else n_q) * 2 * 3 * n_k)
     mask, is_causal = None, case == "causal"
     if case == "pad mask":
         mask = torch.ones(2, 1, 1, n_k, dtype=torch.bool)

@@ -380,7 +380,11 @@ def _attend(
         attn_mask = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool, device=q.device).tril()
     # contiguous heads: batched CPU GEMMs over the projections' strided head views can take a 3x slower path
     q, k = q.contiguous() * q.shape[-1] ** -0.5, k.contiguous()
-    rows = max(1, SCORE_BLOCK_ELEMENTS // (q.shape[0] * q.shape[1] * k.shape[-2]))
+    # each block reads all keys and values again: blocks of fewer rows than a key and value have channels would
+    # move more bytes than the scores they keep in cache (e.g. 256 queries over 64k keys), so those run in one block
+    rows = SCORE_BLOCK_ELEMENTS // (q.shape[0] * q.shape[1] * k.shape[-2])
+    if rows < q.shape[-1] + v.shape[-1]:
+        rows = q.shape[-2]
     blocks = []
     for start in range(0, q.shape[-2], rows):
         mask = attn_mask
