@@ -523,7 +523,9 @@ class GELU(nn.GELU):
             or not torch._C._get_mkldnn_enabled()
         ):
             return super().forward(x)
-        torch._C._set_mkldnn_enabled(False)  # selects the kernel of this call only (PyTorch has no per-call option)
+        # PyTorch has no per-call option, only this global switch: a thread running a oneDNN op at this very moment
+        # would take PyTorch's kernel too (its speed changes, not its result)
+        torch._C._set_mkldnn_enabled(False)
         try:
             return super().forward(x)
         finally:
