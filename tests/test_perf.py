@@ -325,18 +325,20 @@ def test_mask_without_padding_equals_no_mask():
 
 
 @pytest.mark.parametrize("case", ["no mask", "pad mask", "causal", "right-aligned causal", "one query"])
-@pytest.mark.parametrize("blocked", [False, True])
-def test_attention_with_wider_values_equals_sdpa(case, blocked, monkeypatch):
-    """On CPU, attention whose values are wider than queries/keys (language perceiver) runs in query blocks of its
-    own instead of SDPA's math fallback: the same outputs and gradients, fully masked rows included (zero)."""
+@pytest.mark.parametrize("blocks", ["none", "queries", "keys"])
+def test_attention_with_wider_values_equals_sdpa(case, blocks, monkeypatch):
+    """On CPU, attention whose values are wider than queries/keys (language perceiver) runs in blocks of its own
+    instead of SDPA's math fallback: the same outputs and gradients, fully masked rows included (zero). Key blocks
+    (combined through row maxima and sums) are taken without autograd."""
     import perceiver.model.core.attention as attention
 
     torch.manual_seed(0)
     n_q, n_k = {"causal": (40, 40), "one query": (1, 9)}.get(case, (40, 50))
     q, k = torch.randn(2, 3, n_q, 4, requires_grad=True), torch.randn(2, 3, n_k, 4, requires_grad=True)
     v = torch.randn(2, 3, n_k, 10, requires_grad=True)
-    # blocks of 14 query rows (the fewest it takes with 4 + 10 channels), or all rows at once
-    monkeypatch.setattr(attention, "SCORE_BLOCK_ELEMENTS", (14 if blocked else n_q) * 2 * 3 * n_k)
+    # blocks of 14 query rows or keys (the fewest it takes with 4 + 10 channels), or all at once
+    elements = {"none": n_q * n_k, "queries": 14 * n_k, "keys": 14 * 14}[blocks] * 2 * 3
+    monkeypatch.setattr(attention, "SCORE_BLOCK_ELEMENTS", elements)
     mask, is_causal = None, case == "causal"
     if case == "pad mask":
         mask = torch.ones(2, 1, 1, n_k, dtype=torch.bool)
@@ -349,6 +351,8 @@ def test_attention_with_wider_values_equals_sdpa(case, blocked, monkeypatch):
     expected = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal)
     expected_grads = torch.autograd.grad(expected.square().sum(), (q, k, v))
     torch.testing.assert_close(output, expected, atol=ATOL, rtol=0)
+    with torch.no_grad():
+        torch.testing.assert_close(attention._attend(q, k, v, mask, 0.0, is_causal), expected, atol=ATOL, rtol=0)
     for grad, expected_grad in zip(grads, expected_grads):
         torch.testing.assert_close(grad, expected_grad, atol=ATOL, rtol=0)
     if case == "pad mask":

@@ -4,6 +4,7 @@ Module structure and names follow perceiver-io 0.11, so that its saved state dic
 `[attention (in a Residual unless disabled), Residual(MLP)]`, an MLP is `[LayerNorm, Linear, GELU, Linear]`.
 """
 
+import math
 import warnings
 from typing import Dict, List, Optional, Tuple
 
@@ -369,10 +370,12 @@ def _attend(
     """`softmax(q k^T / sqrt(d)) v` per head, `(b, h, n, c)`, with a boolean `attn_mask` (True = attend).
 
     SDPA, except on CPU when values have another head width than queries and keys (DeepMind's language perceiver:
-    32 vs 160). No fused CPU kernel takes that, and SDPA's math fallback materializes all `b x h x n_q x n_k` scores
-    and makes three more passes over them than needed (it guards fully masked rows even without a mask). Here,
-    queries go in blocks whose scores stay in cache from the first GEMM to the second (`SCORE_BLOCK_ELEMENTS`), the
-    mask is applied only when there is one, and fully masked rows give zero output, as with SDPA.
+    32 vs 160). No fused CPU kernel takes that, and SDPA's math fallback materializes all `b x h x n_q x n_k` scores,
+    takes PyTorch's CPU softmax (slow for long rows) and makes three more passes over them (it guards fully masked
+    rows even without a mask). Here, attention runs block by block as flash attention does: queries in blocks, and,
+    without autograd, keys in blocks too, whose partial results are combined through their row maxima and sums. So
+    the scores of a block stay in cache (`SCORE_BLOCK_ELEMENTS`) and memory stays bounded for any number of keys.
+    Fully masked rows give zero output, as with SDPA.
     """
     if q.device.type != "cpu" or q.shape[-1] == v.shape[-1] or torch.compiler.is_compiling():
         return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal)
@@ -380,29 +383,54 @@ def _attend(
         attn_mask = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool, device=q.device).tril()
     # contiguous heads: batched CPU GEMMs over the projections' strided head views can take a 3x slower path
     q, k = q.contiguous() * q.shape[-1] ** -0.5, k.contiguous()
-    # each block reads all keys and values again: blocks of fewer rows than a key and value have channels would
-    # move more bytes than the scores they keep in cache (e.g. 256 queries over 64k keys), so those run in one block
-    rows = SCORE_BLOCK_ELEMENTS // (q.shape[0] * q.shape[1] * k.shape[-2])
-    if rows < q.shape[-1] + v.shape[-1]:
-        rows = q.shape[-2]
+    (b, h, n_q, _), n_k = q.shape, k.shape[-2]
+    # each block reads its keys and values (or queries) again: a block narrower than a key and value have channels
+    # would move more bytes than the scores it keeps in cache
+    min_block = q.shape[-1] + v.shape[-1]
+    rows = SCORE_BLOCK_ELEMENTS // (b * h * n_k)
+    rows = n_q if rows < min_block else rows
+    autograd = torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v))
+    keys = n_k if autograd else min(n_k, max(min_block, SCORE_BLOCK_ELEMENTS // (b * h * min(rows, n_q))))
     blocks = []
-    for start in range(0, q.shape[-2], rows):
+    for i in range(0, n_q, rows):
         mask = attn_mask
         if mask is not None and mask.shape[-2] > 1:
-            mask = mask[..., start : start + rows, :]
-        scores = torch.matmul(q[..., start : start + rows, :], k.transpose(-2, -1))  # (b, h, rows, n_k)
-        if mask is not None:
-            scores.masked_fill_(~mask, float("-inf"))
-        attn = scores.softmax(dim=-1)
-        if mask is not None:
-            attn = attn.nan_to_num(0.0)  # rows without any key to attend (softmax of -inf only)
-        if dropout_p > 0.0:
-            attn = F.dropout(attn, dropout_p)
-        blocks.append(torch.matmul(attn, v))
+            mask = mask[..., i : i + rows, :]
+        blocks.append(_attend_rows(q[..., i : i + rows, :], k, v, mask, dropout_p, keys, in_place=not autograd))
     return blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=-2)
 
 
-# scores per query block of `_attend` (2 MiB of float32: the fastest of 128 KiB to 4 MiB on this project's CPU)
+def _attend_rows(q, k, v, mask, dropout_p: float, keys: int, in_place: bool) -> torch.Tensor:
+    """Attention of pre-scaled queries `q` over `keys` keys at a time (online softmax); `in_place` without autograd."""
+    output = row_max = row_sum = None
+    for j in range(0, k.shape[-2], keys):
+        scores = torch.matmul(q, k[..., j : j + keys, :].transpose(-2, -1))  # (b, h, rows, keys)
+        if mask is not None:
+            key_mask = ~mask[..., j : j + keys]
+            scores = (
+                scores.masked_fill_(key_mask, float("-inf")) if in_place else scores.masked_fill(key_mask, -math.inf)
+            )
+        block_max = scores.detach().amax(dim=-1, keepdim=True)
+        if mask is not None:  # rows without any key in this block: exp(-inf - finite) = 0, not exp(-inf + inf)
+            block_max = block_max.clamp(min=torch.finfo(scores.dtype).min)
+        probs = scores.sub_(block_max).exp_() if in_place else (scores - block_max).exp()
+        block_sum = probs.sum(dim=-1, keepdim=True)
+        if dropout_p > 0.0:
+            probs = F.dropout(probs, dropout_p)  # dropout(p) / sum = dropout(p / sum): scaling commutes
+        block_output = torch.matmul(probs, v[..., j : j + keys, :])
+        if output is None:
+            output, row_max, row_sum = block_output, block_max, block_sum
+            continue
+        new_max = torch.maximum(row_max, block_max)
+        old_scale, block_scale = (row_max - new_max).exp_(), (block_max - new_max).exp_()
+        output = output.mul_(old_scale).add_(block_output.mul_(block_scale))
+        row_sum = row_sum.mul_(old_scale).add_(block_sum.mul_(block_scale))
+        row_max = new_max
+    # a row's sum is >= 1 (its maximum contributes exp(0)) unless it has no key to attend, whose output is then 0
+    return output / row_sum.clamp(min=torch.finfo(row_sum.dtype).tiny)
+
+
+# scores per block of `_attend` (2 MiB of float32: the fastest of 128 KiB to 4 MiB on this project's CPU)
 SCORE_BLOCK_ELEMENTS = 2**19
 
 
