@@ -346,6 +346,13 @@ def test_attention_with_wider_values_equals_sdpa(case, blocks, monkeypatch):
         mask[1] = False  # a row without any key: zero output, as with SDPA
     elif case == "right-aligned causal":
         mask = torch.ones(n_q, n_k, dtype=torch.bool).tril(n_k - n_q)
+    calls = []  # (query rows, keys per block) of each query block
+    attend_rows = attention._attend_rows
+    monkeypatch.setattr(
+        attention,
+        "_attend_rows",
+        lambda q, k, *a, **kw: calls.append((q.shape[-2], a[3])) or attend_rows(q, k, *a, **kw),
+    )
     output = attention._attend(q, k, v, mask, 0.0, is_causal)
     grads = torch.autograd.grad(output.square().sum(), (q, k, v))
     expected = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal)
@@ -353,6 +360,11 @@ def test_attention_with_wider_values_equals_sdpa(case, blocks, monkeypatch):
     torch.testing.assert_close(output, expected, atol=ATOL, rtol=0)
     with torch.no_grad():
         torch.testing.assert_close(attention._attend(q, k, v, mask, 0.0, is_causal), expected, atol=ATOL, rtol=0)
+    # with autograd, keys are never split; without, in "keys" mode
+    if n_q > 1:
+        rows = 14 if blocks == "queries" else n_q
+        assert calls[0] == (rows, n_k) and len(calls) == 2 * -(-n_q // rows)
+        assert calls[-1][1] == (14 if blocks == "keys" else n_k)
     for grad, expected_grad in zip(grads, expected_grads):
         torch.testing.assert_close(grad, expected_grad, atol=ATOL, rtol=0)
     if case == "pad mask":

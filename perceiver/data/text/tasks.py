@@ -211,28 +211,24 @@ def non_empty(text: Optional[str]) -> bool:
     return bool(text)
 
 
+# token ids only (the collators build masks), without warnings about sequence lengths (chunking follows)
+_TOKEN_IDS_ONLY = dict(return_attention_mask=False, return_token_type_ids=False, verbose=False)
+
+
 def _tokenize_clf(batch, tokenizer, text_column, add_special_tokens, max_seq_len, label_column):
     encoding = tokenizer(
         batch[text_column],
         add_special_tokens=add_special_tokens,
         truncation=True,
         max_length=max_seq_len,
-        return_attention_mask=False,
-        return_token_type_ids=False,
-        verbose=False,
+        **_TOKEN_IDS_ONLY,
     )
     return {"input_ids": encoding["input_ids"], "label": batch[label_column]}
 
 
 def tokenize_and_chunk(batch, tokenizer, text_column, add_special_tokens, block_len, eos_token_id, with_word_ids):
     """Tokenizes the texts of a `map` batch (with word ids, and EOS tokens if given), concatenates and chunks them."""
-    encoding = tokenizer(
-        batch[text_column],
-        add_special_tokens=add_special_tokens,
-        return_attention_mask=False,
-        return_token_type_ids=False,
-        verbose=False,
-    )
+    encoding = tokenizer(batch[text_column], add_special_tokens=add_special_tokens, **_TOKEN_IDS_ONLY)
     columns = {"input_ids": encoding["input_ids"]}
     if with_word_ids:
         columns["word_ids"] = word_ids(tokenizer, encoding)

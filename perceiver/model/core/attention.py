@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from perceiver.model.core.position import RotaryPositionEmbedding, _rotate_pairs
+from perceiver.model.core.position import RotaryPositionEmbedding, rotate_pairs
 from perceiver.model.core.utils import (
     ActivationCheckpointing,
     ModuleOutput,
@@ -168,9 +168,9 @@ def _rotate_span(
     start = rot_pos_emb.cos.shape[-2] - total if rot_pos_emb.right_align else 0
     window = slice(start, start + keys.shape[-2])
     cos = rot_pos_emb.cos[..., window, :].to(keys.dtype)
-    sin = rot_pos_emb.sin[..., window, :].to(keys.dtype)
+    signed_sin = rot_pos_emb.signed_sin[..., window, :].to(keys.dtype)
     k_rot, k_pass = keys[..., : rot_pos_emb.rotate_dim], keys[..., rot_pos_emb.rotate_dim :]
-    k_rot = k_rot * cos + _rotate_pairs(k_rot) * (-sin if inverse else sin)
+    k_rot = rotate_pairs(k_rot, cos, -signed_sin if inverse else signed_sin)
     return torch.cat((k_rot, k_pass), dim=-1)
 
 

@@ -61,7 +61,7 @@ class RotaryPositionEmbedding:
         self.rotate_dim = frq_pos_enc.shape[-1]
         self.right_align = right_align
         # sin with the sign of each pair's rotation, [-sin a1, sin a1, -sin a2, ...] (the two channels of a pair share
-        # an angle), so that a rotation is `t * cos + swap_pairs(t) * signed_sin`
+        # an angle), the table `rotate_pairs` takes
         sin_pairs = self.sin.unflatten(-1, (-1, 2))
         self.signed_sin = torch.stack((sin_pairs[..., 1].neg(), sin_pairs[..., 0]), dim=-1).flatten(-2)
 
@@ -72,22 +72,17 @@ class RotaryPositionEmbedding:
         cos, signed_sin = self.cos[..., window, :], self.signed_sin[..., window, :]
         if cos.dtype != t.dtype:  # angles are float32, `t` has the model's dtype
             cos, signed_sin = cos.to(t.dtype), signed_sin.to(t.dtype)
-        t_rot = t[..., : self.rotate_dim]
-        t_rot = torch.addcmul(t_rot * cos, _swap_pairs(t_rot), signed_sin)
+        t_rot = rotate_pairs(t[..., : self.rotate_dim], cos, signed_sin)
         if self.rotate_dim == t.shape[-1]:
             return t_rot
         return torch.cat((t_rot, t[..., self.rotate_dim :]), dim=-1)
 
 
-def _swap_pairs(x: torch.Tensor) -> torch.Tensor:
-    # [x1, x2, x3, x4, ...] -> [x2, x1, x4, x3, ...]
-    return x.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)
-
-
-def _rotate_pairs(x: torch.Tensor) -> torch.Tensor:
-    # [x1, x2, x3, x4, ...] -> [-x2, x1, -x4, x3, ...]
-    pairs = x.unflatten(-1, (-1, 2))
-    return torch.stack((pairs[..., 1].neg(), pairs[..., 0]), dim=-1).flatten(-2)
+def rotate_pairs(t: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> torch.Tensor:
+    """Each channel pair `(x1, x2)` of `t` rotated: `(x1 cos - x2 sin, x2 cos + x1 sin)`, given `cos` and
+    `signed_sin = [-sin, sin]` per pair (negate `signed_sin` to rotate back)."""
+    swapped = t.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)  # [x2, x1, x4, x3, ...]
+    return torch.addcmul(t * cos, swapped, signed_sin)
 
 
 class FourierPositionEncoding(nn.Module):

@@ -83,40 +83,35 @@ class PerceiverAR(nn.Module):
         if not isinstance(config, PerceiverARConfig):
             raise TypeError(f"config must be a PerceiverARConfig, got {type(config).__name__}")
         num_channels = input_adapter.num_input_channels
-        num_heads, max_heads_parallel = config.num_heads, config.max_heads_parallel
-        post_attention_dropout, residual_dropout = config.post_attention_dropout, config.residual_dropout
         self.config = config
         self.input_adapter = input_adapter
         self.cross_attention_dropout = config.cross_attention_dropout
         self.checkpointing = ActivationCheckpointing.of(config)
-        # 0.11 layout: no biases except the cross-attention's output projection
+        # arguments of all attention layers; 0.11 layout: no biases except the cross-attention's output projection
+        layer_kwargs = dict(
+            num_heads=config.num_heads,
+            max_heads_parallel=config.max_heads_parallel,
+            causal_attention=True,
+            dropout=config.post_attention_dropout,
+            residual_dropout=config.residual_dropout,
+            qkv_bias=False,
+            mlp_bias=False,
+        )
         self.cross_attention = CrossAttentionLayer(
-            num_heads=num_heads,
             num_q_input_channels=num_channels,
             num_kv_input_channels=num_channels,
-            max_heads_parallel=max_heads_parallel,
-            causal_attention=True,
             widening_factor=config.cross_attention_widening_factor,
-            dropout=post_attention_dropout,
-            residual_dropout=residual_dropout,
-            qkv_bias=False,
             out_bias=True,
-            mlp_bias=False,
+            **layer_kwargs,
         )
         self.self_attention = SelfAttentionBlock(
             num_layers=config.num_self_attention_layers,
-            num_heads=num_heads,
             num_channels=num_channels,
             num_rotary_layers=config.num_self_attention_rotary_layers,
             checkpointing=self.checkpointing,
-            max_heads_parallel=max_heads_parallel,
-            causal_attention=True,
             widening_factor=config.self_attention_widening_factor,
-            dropout=post_attention_dropout,
-            residual_dropout=residual_dropout,
-            qkv_bias=False,
             out_bias=False,
-            mlp_bias=False,
+            **layer_kwargs,
         )
 
     @property
